@@ -1,0 +1,37 @@
+"""Built-in plugin ``blahut-arimoto``: the classical R(D) estimator (paper Sec. I-A, IV-C).
+
+This module only declares the record; the work lives in :mod:`.estimator` and
+:mod:`.algorithm`.
+"""
+
+from __future__ import annotations
+
+from rdbench import PluginRecord, hookimpl
+
+
+@hookimpl
+def rdbench_estimators() -> list[PluginRecord]:
+    return [
+        PluginRecord(
+            name="blahut-arimoto",
+            summary=(
+                "Blahut-Arimoto on the exact discrete source, or on n samples' empirical "
+                "distribution with Y = the samples (Fig. 1); stops on Blahut's dual certificate"
+            ),
+            factory="rdbench_plugins.blahut_arimoto.estimator:BlahutArimoto",
+            defaults={
+                "n_samples": 2000,
+                "tol_bits": 1e-9,
+                "empirical_tol_bits": 1e-3,
+                "max_iter": 10_000,
+                "distortion_rtol": 1e-4,
+                "chunk_bytes": 32 * 2**20,
+                "max_solves": 60,
+            },
+            profiles={
+                "smoke": {"n_samples": 300},
+                "default": {"n_samples": 2000},
+                "paper": {"n_samples": 60_000},
+            },
+        )
+    ]

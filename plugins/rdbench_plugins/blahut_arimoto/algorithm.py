@@ -1,0 +1,280 @@
+"""Blahut-Arimoto in the log domain, over row chunks, with Blahut's dual certificate.
+
+Everything here is in **nats** and float64; the estimator converts to bits at the boundary.
+The slope ``s >= 0`` is in nats per unit of distortion (``s = |dR/dD|`` with R in nats).
+
+For a finite problem (source pmf ``p`` on rows x, reproduction alphabet y, distortion d)
+one BA iteration at slope s from the output pmf q is (Blahut 1972)::
+
+    log Z_x = logsumexp_y(log q_y - s d_xy)
+    P(y|x)  = q_y exp(-s d_xy) / Z_x                       (the channel)
+    D       = sum_x p_x sum_y P(y|x) d_xy
+    log c_y = logsumexp_x(log p_x - s d_xy - log Z_x)      (q_y c_y is its output pmf)
+    upper   = -s D - sum_x p_x log Z_x - sum_y q_y c_y log c_y   (= I(X;Y) of the channel)
+    lower   = -s D - sum_x p_x log Z_x - max_y log c_y           (R(D') >= lower - s (D' - D))
+    q      <- q c
+
+``upper`` is achievable, so R(D) <= upper; the line ``lower - s (D' - D)`` supports R at
+every D'. Their difference ``gap = max_y log c_y - sum_y q_y c_y log c_y >= 0`` is the
+stopping rule. ``log c`` is a log-sum-exp over x, never ``(q c) / q``, so it stays exact
+for every y, including those whose ``q_y`` has underflowed to 0.
+
+The n x |Y| matrix is never held at once: rows are processed in chunks of about
+``chunk_bytes`` per (rows, |Y|) float64 block, with distances recomputed every iteration.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from rdbench.distortion import Distortion
+
+#: Default size of one (rows, |Y|) float64 block; about five such blocks are alive at once.
+CHUNK_BYTES = 32 * 2**20
+#: Stand-in for log 0 in an output pmf (exp of it is exactly 0.0, and it stays finite).
+LOG_ZERO = -1e4
+
+
+@dataclass(frozen=True)
+class BAResult:
+    """One channel and its certificate (all rates in nats, per source realization).
+
+    log_q: (|Y|,) log of the channel's output pmf ``q c``, i.e. the next BA iterate (warm start).
+    slope: s, nats per unit distortion. distortion: D of the channel.
+    rate_upper: I(X;Y) of the channel (R(D) <= rate_upper). rate_lower: Blahut's lower line
+    at D (R(D) >= rate_lower). gap: rate_upper - rate_lower >= 0.
+    iterations: BA iterations spent (over all solves, for a slope search); solves: BA solves.
+    converged: gap <= tol (and, for a slope search, the distortion target was met).
+    """
+
+    log_q: np.ndarray
+    slope: float
+    distortion: float
+    rate_upper: float
+    rate_lower: float
+    gap: float
+    iterations: int
+    converged: bool
+    solves: int = 1
+
+
+@dataclass(frozen=True)
+class _Sweep:
+    """What one pass over all rows at slope s and output pmf q yields."""
+
+    distortion: float  # D = sum_x p_x sum_y P(y|x) d_xy
+    mean_log_z: float  # sum_x p_x log Z_x
+    log_c: np.ndarray  # (|Y|,)
+
+
+class BAProblem:
+    """A finite rate-distortion problem, solved by chunked log-domain Blahut-Arimoto.
+
+    p: (n,) source pmf; x: (n, k) flattened source letters; y: (j, k) flattened
+    reproductions; measure: the distortion d(x, y) (``measure.pairwise``). Letters with
+    p_x = 0 are dropped.
+    """
+
+    def __init__(
+        self,
+        p: np.ndarray,
+        x: np.ndarray,
+        y: np.ndarray,
+        measure: Distortion,
+        chunk_bytes: int = CHUNK_BYTES,
+    ) -> None:
+        p = np.asarray(p, dtype=np.float64)
+        x, y = np.asarray(x), np.asarray(y)
+        if p.ndim != 1 or x.ndim != 2 or y.ndim != 2 or len(p) != len(x) or x.shape[1] != y.shape[1]:
+            raise ValueError(f"need p (n,), x (n, k), y (j, k); got {p.shape}, {x.shape}, {y.shape}")
+        if len(y) == 0 or not np.all(np.isfinite(p)) or np.any(p < 0) or p.sum() <= 0:
+            raise ValueError("need a non-empty reproduction alphabet and a finite, non-negative pmf")
+        keep = p > 0
+        self.p = p[keep] / p[keep].sum()
+        self.log_p = np.log(self.p)
+        self.x, self.y = x[keep], y
+        self.measure = measure
+        self.rows_per_chunk = max(1, int(chunk_bytes) // (8 * len(y)))
+
+    @property
+    def n_rows(self) -> int:
+        return len(self.p)
+
+    @property
+    def n_reproductions(self) -> int:
+        return len(self.y)
+
+    def entropy(self) -> float:
+        """H(p) in nats: no channel's I(X;Y) exceeds it (log n for n equiprobable samples)."""
+        return float(-(self.p @ self.log_p))
+
+    def uniform_log_q(self) -> np.ndarray:
+        """(|Y|,) log of the uniform output pmf: the cold start."""
+        return np.full(self.n_reproductions, -math.log(self.n_reproductions))
+
+    def _chunks(self) -> Iterator[tuple[slice, np.ndarray]]:
+        """(rows, d) with d = d(x[rows], y), shape (len(rows), |Y|) float64."""
+        for start in range(0, self.n_rows, self.rows_per_chunk):
+            rows = slice(start, start + self.rows_per_chunk)
+            yield rows, np.asarray(self.measure.pairwise(self.x[rows], self.y), dtype=np.float64)
+
+    def distortion_range(self) -> tuple[float, int, float]:
+        """(D_max, y*, D_min) of this problem.
+
+        D_max = min_y sum_x p_x d_xy, reached at rate 0 by always reproducing y*;
+        D_min = sum_x p_x min_y d_xy, the infimum of distortions at any rate.
+        """
+        column = np.zeros(self.n_reproductions)
+        d_min = 0.0
+        for rows, d in self._chunks():
+            column += self.p[rows] @ d
+            d_min += float(self.p[rows] @ d.min(axis=1))
+        best = int(np.argmin(column))
+        return float(column[best]), best, d_min
+
+    def _sweep(self, s: float, log_q: np.ndarray) -> _Sweep:
+        """One pass over all row chunks at slope s (nats/distortion) from output pmf exp(log_q)."""
+        col_max = np.full(self.n_reproductions, -np.inf)
+        col_sum = np.zeros(self.n_reproductions)
+        distortion = mean_log_z = 0.0
+        for rows, d in self._chunks():
+            w = np.multiply(d, -s)  # -s d, reused as the work block below
+            w += log_q
+            row_max = w.max(axis=1, keepdims=True)
+            w -= row_max
+            np.exp(w, out=w)  # q_y exp(-s d_xy) / exp(row_max_x), in (0, 1]
+            row_sum = w.sum(axis=1)
+            log_z = row_max[:, 0] + np.log(row_sum)
+            p = self.p[rows]
+            distortion += float(p @ (np.einsum("ij,ij->i", w, d) / row_sum))
+            mean_log_z += float(p @ log_z)
+
+            np.multiply(d, -s, out=w)  # log p_x - s d_xy - log Z_x, then exp over columns
+            w += (self.log_p[rows] - log_z)[:, None]
+            chunk_max = w.max(axis=0)
+            w -= chunk_max
+            np.exp(w, out=w)
+            new_max = np.maximum(col_max, chunk_max)  # streaming log-sum-exp over chunks
+            col_sum *= np.exp(col_max - new_max)
+            col_sum += w.sum(axis=0) * np.exp(chunk_max - new_max)
+            col_max = new_max
+        return _Sweep(distortion, mean_log_z, col_max + np.log(col_sum))
+
+    def solve(
+        self,
+        s: float,
+        log_q0: np.ndarray | None = None,
+        *,
+        tol: float = 1e-9 * math.log(2),
+        max_iter: int = 10_000,
+    ) -> BAResult:
+        """Iterate BA at slope s from exp(log_q0) (uniform if None) until gap <= tol nats.
+
+        Stops after ``max_iter`` iterations otherwise, with ``converged=False`` and the
+        honest gap. The result describes the channel of the last iteration.
+        """
+        if not (s >= 0 and math.isfinite(s)) or max_iter < 1:
+            raise ValueError(f"need a finite slope s >= 0 and max_iter >= 1, got s={s!r}, max_iter={max_iter!r}")
+        log_q = self.uniform_log_q() if log_q0 is None else _normalized(log_q0)
+        for iteration in range(1, max_iter + 1):
+            sweep = self._sweep(s, log_q)
+            log_q = _normalized(log_q + sweep.log_c)  # the output pmf q c of this channel
+            mean_log_c = float(np.exp(log_q) @ sweep.log_c)
+            max_log_c = float(sweep.log_c.max())
+            base = -s * sweep.distortion - sweep.mean_log_z
+            gap = max(max_log_c - mean_log_c, 0.0)
+            if gap <= tol:
+                break
+        return BAResult(
+            log_q=log_q,
+            slope=float(s),
+            distortion=sweep.distortion,
+            rate_upper=min(base - mean_log_c, self.entropy()),  # I(X;Y) <= H(X): clips rounding
+            rate_lower=base - max_log_c,
+            gap=gap,
+            iterations=iteration,
+            converged=gap <= tol,
+        )
+
+    def zero_rate(self) -> BAResult:
+        """The rate-0 point: always reproduce y*, at distortion D_max (exact, one sweep)."""
+        _, best, _ = self.distortion_range()
+        log_q = np.full(self.n_reproductions, LOG_ZERO)
+        log_q[best] = 0.0
+        return self.solve(0.0, log_q, tol=0.0, max_iter=1)
+
+    def solve_for_distortion(
+        self,
+        target: float,
+        *,
+        log_q0: np.ndarray | None = None,
+        s0: float | None = None,
+        tol: float = 1e-9 * math.log(2),
+        max_iter: int = 10_000,
+        rtol: float = 1e-4,
+        max_solves: int = 60,
+    ) -> BAResult:
+        """The BA channel whose distortion is within ``rtol`` (relative) of ``target``.
+
+        Searches u = log s by bracketing and Illinois regula falsi on
+        f(u) = log D(e^u) - log target (D decreases in s); each BA solve is warm-started from
+        the previous one's output pmf. Targets at or above D_max give the rate-0 point;
+        targets at or below D_min raise ValueError. Returns the solve closest to the target,
+        with ``iterations`` and ``solves`` summed over the search.
+        """
+        d_max, _, d_min = self.distortion_range()
+        if not target > d_min:
+            raise ValueError(
+                f"distortion {target:g} is not above D_min = {d_min:g}, the least distortion "
+                "this reproduction alphabet reaches at any rate"
+            )
+        if target >= d_max:
+            return self.zero_rate()
+        log_q = log_q0
+        iterations = solves = 0
+        best: BAResult | None = None
+
+        def f(u: float) -> float:
+            nonlocal log_q, iterations, solves, best
+            result = self.solve(math.exp(u), log_q, tol=tol, max_iter=max_iter)
+            log_q, iterations, solves = result.log_q, iterations + result.iterations, solves + 1
+            if best is None or abs(result.distortion / target - 1) < abs(best.distortion / target - 1):
+                best = result
+            return math.log(max(result.distortion, 1e-300) / target)
+
+        def done(value: float) -> bool:
+            return abs(math.expm1(value)) <= rtol or solves >= max_solves
+
+        u = math.log(s0 if s0 is not None and s0 > 0 else 1.0 / target)
+        fu = f(u)
+        step = math.copysign(1.0, fu)  # D too large -> larger slope
+        while not done(fu) and math.copysign(1.0, fu) == step:  # expand until the sign flips
+            u_prev, f_prev = u, fu
+            u, step = u + step, math.copysign(min(2.0 * abs(step), 8.0), step)
+            fu = f(u)
+        if not done(fu):  # Illinois regula falsi on the bracket between u_prev and u
+            (a, fa), (b, fb) = (u_prev, f_prev), (u, fu)
+            while not done(fb) and abs(b - a) > 1e-12:
+                c = b - fb * (b - a) / (fb - fa)
+                if not min(a, b) < c < max(a, b):
+                    c = 0.5 * (a + b)
+                fc = f(c)
+                if fc * fb < 0:
+                    a, fa = b, fb
+                else:
+                    fa /= 2  # the retained end: halve its value so the next secant moves it
+                b, fb = c, fc
+        assert best is not None
+        reached = abs(best.distortion / target - 1.0) <= rtol
+        return replace(best, iterations=iterations, solves=solves, converged=best.converged and reached)
+
+
+def _normalized(log_q: np.ndarray) -> np.ndarray:
+    """log of a pmf: log_q shifted so that sum exp(log_q) = 1."""
+    log_q = np.asarray(log_q, dtype=np.float64)
+    top = log_q.max()
+    return log_q - (top + math.log(np.exp(log_q - top).sum()))

@@ -1,0 +1,241 @@
+"""Cells: the unit of work. A cell is (source, method, settings, target, seed).
+
+A cell is a pure function of its :class:`CellSpec`, so cells run in any order, in any
+process, on any machine. Its identity is a hash of the canonical spec and the versions
+that matter (rdbench's and both plugins'). :func:`run_cell` never raises: a failure is a
+result with ``status == "error"`` and the message.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import platform
+import resource
+import socket
+import sys
+import time
+import traceback
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import numpy as np
+
+import rdbench
+from rdbench.interfaces import Bits, Codec, Estimator, RDPoint, Source
+from rdbench.registry import get_registry
+from rdbench.targets import Target
+
+#: Bump when the meaning of a stored cell changes (so old cells are recomputed).
+CELL_FORMAT = 1
+#: A point within this many bits of its ceiling is flagged ``near_ceiling``.
+CEILING_MARGIN_BITS = 1.0
+
+
+class CellError(RuntimeError):
+    """A cell failed for a reason the runner detected (timeout, invalid output, crash)."""
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    """Everything that determines a cell's numbers."""
+
+    source: str
+    source_settings: dict[str, Any]
+    source_version: str
+    method: str
+    method_kind: str  # "estimator" | "codec"
+    method_settings: dict[str, Any]
+    method_version: str
+    target: str
+    seed: int
+    n_test: int  # codecs: realizations of the test split they are evaluated on
+    profile: str = field(default="default", compare=False)  # informational: settings hold its effect
+
+    def identity(self) -> dict[str, Any]:
+        spec = asdict(self)
+        spec.pop("profile")
+        if self.method_kind != "codec":
+            spec.pop("n_test")
+        spec["rdbench_version"] = rdbench.__version__
+        spec["cell_format"] = CELL_FORMAT
+        return spec
+
+    @property
+    def cell_id(self) -> str:
+        canonical = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(canonical.encode()).hexdigest()[:20]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> CellSpec:
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__})
+
+
+def provenance() -> dict[str, Any]:
+    """Versions and host of the process running a cell."""
+    torch = sys.modules.get("torch")
+    return {
+        "rdbench_version": rdbench.__version__,
+        "python_version": platform.python_version(),
+        "numpy_version": np.__version__,
+        "torch_version": getattr(torch, "__version__", None),
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+    }
+
+
+def _peak_memory_mb() -> float:
+    # ru_maxrss is in kilobytes on Linux, bytes on macOS
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return repr(value)
+
+
+def _point_record(point: RDPoint, source: Source) -> dict[str, Any]:
+    point.validate()
+    rate_true = source.rate_distortion(point.distortion) if source.has_exact_rd else None
+    ceiling = point.rate_ceiling_bits
+    return {
+        "bound": point.bound,
+        "distortion": float(point.distortion),
+        "rate_bits": float(point.rate_bits),
+        "rate_lower_bits": None if point.rate_lower_bits is None else float(point.rate_lower_bits),
+        "rate_upper_bits": None if point.rate_upper_bits is None else float(point.rate_upper_bits),
+        "rate_ceiling_bits": None if ceiling is None else float(ceiling),
+        "near_ceiling": None if ceiling is None else bool(point.rate_bits >= ceiling - CEILING_MARGIN_BITS),
+        "rate_true_bits": None if rate_true is None else float(rate_true),
+        "details": _jsonable(point.details),
+    }
+
+
+def evaluate_codec(codec: Codec, source: Source, target: Target, seed: int, n_test: int) -> RDPoint:
+    """Fit, encode the test split, decode, and measure: an operational point.
+
+    Rate is the real bitstream length in bits per realization; distortion is measured
+    between the test realizations and the decoder's output.
+    """
+    codec.fit(source, target, seed)
+    x = source.sample(n_test, seed, "test")
+    t0 = time.perf_counter()
+    if codec.coding == "one-shot":
+        messages = [codec.encode(xi) for xi in x]
+        t1 = time.perf_counter()
+        x_hat = np.stack([np.asarray(codec.decode(m)) for m in messages])
+    elif codec.coding == "stream":
+        messages = [codec.encode(x)]
+        t1 = time.perf_counter()
+        x_hat = np.asarray(codec.decode(messages[0]))
+    else:
+        raise CellError(f"codec.coding must be 'one-shot' or 'stream', got {codec.coding!r}")
+    t2 = time.perf_counter()
+    for m in messages:
+        if not isinstance(m, (bytes, Bits)):
+            raise CellError(f"codec.encode must return bytes or rdbench.Bits, got {type(m).__name__}")
+    if x_hat.shape != x.shape:
+        raise CellError(f"decoded shape {x_hat.shape} differs from the input shape {x.shape}")
+    total_bits = sum(Bits.length(m) for m in messages)
+    details = {
+        "coding": codec.coding,
+        "n_test": n_test,
+        "encode_seconds": t1 - t0,
+        "decode_seconds": t2 - t1,
+        **codec.details(),
+    }
+    return RDPoint(
+        rate_bits=total_bits / n_test,
+        distortion=float(np.mean(source.distortion(x, x_hat))),
+        bound="operational",
+        details=details,
+    )
+
+
+def run_cell(spec: CellSpec) -> dict[str, Any]:
+    """Run one cell in this process; never raises."""
+    started = datetime.now(timezone.utc)
+    t0, c0 = time.perf_counter(), _cpu_seconds()
+    result: dict[str, Any] = {
+        "cell_id": spec.cell_id,
+        "spec": asdict(spec),
+        "status": "ok",
+        "error": None,
+        "points": [],
+        "d_max": None,
+        "distortion_measure": None,
+        "started_at": started.isoformat(),
+    }
+    try:
+        registry = get_registry()
+        source = registry.get("source", spec.source).create(spec.source_settings)
+        if not isinstance(source, Source):
+            raise CellError(f"source factory for {spec.source!r} returned {type(source).__name__}, not a Source")
+        result["distortion_measure"] = source.distortion.name
+        result["d_max"] = None if source.d_max is None else float(source.d_max)
+        target = Target.parse(spec.target).resolve(source)
+        method = registry.get(spec.method_kind, spec.method).create(spec.method_settings)
+        if spec.method_kind == "estimator":
+            if not isinstance(method, Estimator):
+                raise CellError(f"estimator factory for {spec.method!r} returned {type(method).__name__}")
+            points = method.estimate(source, target, spec.seed)
+            if not isinstance(points, (list, tuple)) or not points:
+                raise CellError(f"estimator {spec.method!r} returned {points!r}, not a non-empty list of RDPoint")
+        else:
+            if not isinstance(method, Codec):
+                raise CellError(f"codec factory for {spec.method!r} returned {type(method).__name__}")
+            points = [evaluate_codec(method, source, target, spec.seed, spec.n_test)]
+            result["coding"] = method.coding
+        for p in points:
+            if not isinstance(p, RDPoint):
+                raise CellError(f"{spec.method!r} returned {type(p).__name__}, not an RDPoint")
+        result["points"] = [_point_record(p, source) for p in points]
+    except Exception as exc:  # noqa: BLE001 - a failing plugin must not stop the run
+        result["status"] = "error"
+        result["points"] = []
+        result["error"] = f"{type(exc).__name__}: {exc}"
+        result["traceback"] = traceback.format_exc(limit=-8)
+    result["wall_seconds"] = time.perf_counter() - t0
+    result["cpu_seconds"] = _cpu_seconds() - c0
+    result["peak_memory_mb"] = _peak_memory_mb()
+    result["finished_at"] = datetime.now(timezone.utc).isoformat()
+    result["provenance"] = provenance()
+    return result
+
+
+def error_result(spec: CellSpec, message: str, wall_seconds: float | None = None) -> dict[str, Any]:
+    """The result recorded for a cell the runner had to give up on (timeout, crash)."""
+    now = datetime.now(timezone.utc).isoformat()
+    return {
+        "cell_id": spec.cell_id,
+        "spec": asdict(spec),
+        "status": "error",
+        "error": message,
+        "points": [],
+        "d_max": None,
+        "distortion_measure": None,
+        "started_at": None,
+        "finished_at": now,
+        "wall_seconds": wall_seconds,
+        "cpu_seconds": None,
+        "peak_memory_mb": None,
+        "provenance": provenance(),
+    }

@@ -1,0 +1,168 @@
+"""Where cells run: in this process, in a local process pool, or on a Dask cluster.
+
+Every executor yields one result dict per cell as cells finish (in any order); the
+runner writes each to the store as it arrives. Timeouts and crashed workers become
+error results, never exceptions.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from concurrent.futures import TimeoutError as FutureTimeout
+from concurrent.futures import as_completed
+from typing import Any
+
+from rdbench.cells import CellError, CellSpec, error_result, run_cell
+
+EXECUTORS = ("process", "serial", "dask")
+
+
+class CellTimeout(CellError):
+    """Raised inside a cell that ran past its time limit (serial executor)."""
+
+
+def limit_threads(threads: int) -> None:
+    """Keep one cell's numerical libraries to ``threads`` threads (no oversubscription)."""
+    for var in ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"):
+        os.environ[var] = str(threads)
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(threads)
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(threads)
+
+
+class Executor(ABC):
+    @abstractmethod
+    def run(self, specs: Sequence[CellSpec], timeout: float | None) -> Iterator[dict[str, Any]]:
+        """Run every cell; yield each result as it finishes."""
+
+
+class SerialExecutor(Executor):
+    """One cell after another in this process (easiest to debug; ``--executor serial``)."""
+
+    def run(self, specs: Sequence[CellSpec], timeout: float | None) -> Iterator[dict[str, Any]]:
+        use_alarm = timeout is not None and threading.current_thread() is threading.main_thread()
+        for spec in specs:
+            if not use_alarm:
+                yield run_cell(spec)
+                continue
+
+            def _expire(signum: int, frame: Any) -> None:
+                raise CellTimeout(f"cell timed out after {timeout:g} s")
+
+            previous = signal.signal(signal.SIGALRM, _expire)
+            signal.setitimer(signal.ITIMER_REAL, float(timeout))
+            try:
+                result = run_cell(spec)
+            finally:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+                signal.signal(signal.SIGALRM, previous)
+            yield result
+
+
+class ProcessExecutor(Executor):
+    """A local pool of worker processes (the default; ``--workers N``).
+
+    Each cell runs in a fresh process (so its peak memory is its own, and a crash or a
+    timeout kills only that cell), with its numerical libraries limited to
+    ``threads_per_worker`` threads.
+    """
+
+    def __init__(self, workers: int, threads_per_worker: int | None = None) -> None:
+        self.workers = max(1, int(workers))
+        cores = os.cpu_count() or 1
+        self.threads = threads_per_worker or max(1, cores // self.workers)
+
+    def run(self, specs: Sequence[CellSpec], timeout: float | None) -> Iterator[dict[str, Any]]:
+        from pebble import ProcessExpired, ProcessPool
+
+        with ProcessPool(
+            max_workers=self.workers, max_tasks=1, initializer=limit_threads, initargs=(self.threads,)
+        ) as pool:
+            futures = {pool.schedule(run_cell, args=(spec,), timeout=timeout): spec for spec in specs}
+            try:
+                for future in as_completed(futures):
+                    spec = futures[future]
+                    try:
+                        yield future.result()
+                    except FutureTimeout:
+                        yield error_result(spec, f"CellTimeout: cell timed out after {timeout:g} s", timeout)
+                    except ProcessExpired as exc:
+                        yield error_result(spec, f"CellError: worker process died ({exc}, exit code {exc.exitcode})")
+                    except Exception as exc:  # noqa: BLE001 - e.g. a result that cannot be pickled
+                        yield error_result(spec, f"{type(exc).__name__}: {exc}")
+            finally:
+                pool.stop()
+
+
+class DaskExecutor(Executor):
+    """Dask distributed: an existing scheduler (``--scheduler ADDRESS``) or a local cluster.
+
+    At most one cell per worker thread is in flight, so a cell's time in flight is its
+    running time; a cell past its time limit is recorded as timed out and cancelled (Dask
+    cannot interrupt a running task: the worker finishes it and the result is dropped).
+    """
+
+    def __init__(self, scheduler: str | None = None, workers: int = 2) -> None:
+        self.scheduler = scheduler
+        self.workers = max(1, int(workers))
+
+    def _client(self) -> Any:
+        try:
+            from distributed import Client, LocalCluster
+        except ImportError as exc:  # pragma: no cover - depends on the extra
+            raise CellError("the Dask executor needs the dask extra: pip install 'rdbench[dask]'") from exc
+        if self.scheduler:
+            return Client(self.scheduler), None
+        cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True, dashboard_address=None)
+        return Client(cluster), cluster
+
+    def run(self, specs: Sequence[CellSpec], timeout: float | None) -> Iterator[dict[str, Any]]:
+        from distributed import wait
+
+        client, cluster = self._client()
+        try:
+            slots = max(1, sum(client.nthreads().values()))
+            pending = list(specs)
+            running: dict[Any, tuple[CellSpec, float]] = {}
+            while pending or running:
+                while pending and len(running) < slots:
+                    spec = pending.pop(0)
+                    future = client.submit(run_cell, spec, key=f"rdbench-cell-{spec.cell_id}", pure=False)
+                    running[future] = (spec, time.monotonic())
+                done, _ = wait(list(running), timeout=1.0, return_when="FIRST_COMPLETED")
+                for future in done:
+                    spec, _started = running.pop(future)
+                    try:
+                        yield future.result()
+                    except Exception as exc:  # noqa: BLE001 - worker lost, unpicklable result, ...
+                        yield error_result(spec, f"{type(exc).__name__}: {exc}")
+                if timeout is not None:
+                    now = time.monotonic()
+                    for future, (spec, started) in list(running.items()):
+                        if now - started > timeout:
+                            running.pop(future)
+                            future.cancel()
+                            yield error_result(spec, f"CellTimeout: cell timed out after {timeout:g} s", now - started)
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
+
+
+def make_executor(name: str, *, workers: int, scheduler: str | None = None) -> Executor:
+    if name == "serial":
+        return SerialExecutor()
+    if name == "process":
+        return ProcessExecutor(workers)
+    if name == "dask":
+        return DaskExecutor(scheduler, workers)
+    raise ValueError(f"unknown executor {name!r}; choose one of {', '.join(EXECUTORS)}")

@@ -1,0 +1,129 @@
+"""R-D plots: one figure per source, ``OUT/plots/<source>.png``.
+
+Each figure shows the exact R(D) where the source knows it, every estimator's curve (an
+interval as a shaded band; upper bounds dashed, lower bounds dotted, and the region between
+the tightest upper and lower bound shaded), codec points, and, when there are codecs, the
+one-shot guarantee R + log2(R + 1) + 5 of reverse channel coding.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+LINESTYLE = {"estimate": "-", "upper": "--", "lower": ":"}
+MEASURE_LABEL = {
+    "squared_error": "squared error",
+    "absolute_error": "absolute error",
+    "hamming": "Hamming distortion",
+}
+
+
+def _exact_curve(rows: pd.DataFrame, rate_max: float) -> tuple[np.ndarray, np.ndarray] | None:
+    """(D, R) of the source's exact R(D), or None when unknown or its plugin is unavailable."""
+    from rdbench.registry import get_registry
+
+    try:
+        entry = get_registry().get("source", rows["source"].iloc[0])
+        source = entry.create(json.loads(rows["source_settings"].iloc[0]))
+    except Exception:  # noqa: BLE001 - the plot is still useful without the exact curve
+        return None
+    if not source.has_exact_rd or source.d_max is None:
+        return None
+    d_lo = source.distortion_at_rate(rate_max) or 1e-3 * source.d_max
+    grid = np.linspace(d_lo, source.d_max, 200)
+    rates = [source.rate_distortion(d) for d in grid]
+    keep = [r is not None for r in rates]
+    if not any(keep):
+        return None
+    return grid[keep], np.array([r for r in rates if r is not None], dtype=float)
+
+
+def _band(ax, curves: list[pd.DataFrame], pick, color: str, label: str) -> None:
+    """Shade between two families of curves on their common distortion range."""
+    lo_d = max(c["distortion"].min() for c in curves)
+    hi_d = min(c["distortion"].max() for c in curves)
+    if not hi_d > lo_d:
+        return
+    grid = np.linspace(lo_d, hi_d, 100)
+    ys = [np.interp(grid, c["distortion"], c["rate_bits"]) for c in curves]
+    lower, upper = pick(ys)
+    ax.fill_between(grid, lower, upper, color=color, alpha=0.12, label=label, linewidth=0)
+
+
+def plot_source(rows: pd.DataFrame, path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import seaborn as sns
+
+    sns.set_theme(style="whitegrid", context="notebook")
+    fig, ax = plt.subplots(figsize=(7, 5))
+    ok = rows[rows["status"] == "ok"]
+    source = rows["source"].iloc[0]
+    rate_max = float(np.nanmax(ok["rate_bits"])) + 1 if len(ok) else 8.0
+
+    exact = _exact_curve(rows, max(rate_max, 1.0))
+    if exact is not None:
+        ax.plot(*exact, color="black", lw=2, label="exact R(D)")
+
+    methods = sorted(ok["method"].unique())
+    palette = dict(zip(methods, sns.color_palette("tab10", n_colors=max(len(methods), 1))))
+    uppers, lowers = [], []
+    for (method, kind, bound), group in ok.groupby(["method", "method_kind", "bound"], sort=True):
+        group = group.sort_values("distortion")
+        color = palette[method]
+        if kind == "codec":
+            ax.scatter(group["distortion"], group["rate_bits"], color=color, marker="s", s=40, label=f"{method} (codec)", zorder=3)
+            continue
+        ax.plot(group["distortion"], group["rate_bits"], LINESTYLE.get(bound, "-"), marker="o", ms=4, color=color, label=f"{method} ({bound})")
+        have = group["rate_lower_bits"].notna() & group["rate_upper_bits"].notna()
+        if have.any():
+            g = group[have]
+            ax.fill_between(g["distortion"], g["rate_lower_bits"], g["rate_upper_bits"], color=color, alpha=0.2, linewidth=0)
+        if bound == "upper":
+            uppers.append(group)
+        elif bound == "lower":
+            lowers.append(group)
+    if uppers and lowers:
+        _band(ax, uppers + lowers, lambda ys: (np.max(ys[len(uppers):], 0), np.min(ys[: len(uppers)], 0)), "tab:gray", "between bounds")
+
+    if (ok["method_kind"] == "codec").any():
+        if exact is not None:
+            d, r = exact
+        else:
+            est = ok[(ok["method_kind"] == "estimator") & ok["bound"].isin(["estimate", "upper"])].sort_values("distortion")
+            d, r = est["distortion"].to_numpy(), est["rate_bits"].to_numpy()
+        if len(d):
+            ax.plot(d, r + np.log2(r + 1) + 5, color="tab:red", lw=1, ls="-.", label="one-shot guarantee R+log2(R+1)+5")
+
+    measure = rows["distortion_measure"].dropna()
+    unit = MEASURE_LABEL.get(measure.iloc[0], measure.iloc[0]) if len(measure) else "distortion"
+    ax.set_xlabel(f"distortion per realization ({unit})")
+    ax.set_ylabel("rate (bits per realization)")
+    ax.set_title(source)
+    ax.set_ylim(bottom=0)
+    ax.set_xlim(left=0)
+    failed = int((rows["status"] != "ok").sum())
+    if failed:
+        ax.text(0.99, 0.99, f"{failed} failed cell(s)", transform=ax.transAxes, ha="right", va="top", color="tab:red")
+    ax.legend(fontsize=8, loc="upper right" if not failed else "center right")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
+
+
+def plot_all(frame: pd.DataFrame, folder: str | Path) -> list[Path]:
+    """One PNG per source in ``folder``."""
+    folder = Path(folder)
+    return [
+        plot_source(rows, folder / f"{re.sub(r'[^A-Za-z0-9._-]', '_', str(source))}.png")
+        for source, rows in frame.groupby("source", sort=True)
+    ]

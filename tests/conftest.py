@@ -1,0 +1,67 @@
+"""Shared fixtures: throwaway plugin distributions visible to importlib.metadata."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from rdbench.registry import get_registry
+
+HERE = Path(__file__).parent
+
+
+class PluginSite:
+    """A folder on sys.path holding installed-looking distributions (a .dist-info each)."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        root.mkdir(parents=True, exist_ok=True)
+
+    def add(
+        self,
+        dist: str,
+        entry_points: dict[str, str],
+        modules: dict[str, str],
+        version: str = "1.0",
+        requires: tuple[str, ...] = (),
+        extras: tuple[str, ...] = (),
+    ) -> None:
+        for name, code in modules.items():
+            path = self.root / (name.replace(".", "/") + ".py")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(textwrap.dedent(code))
+        info = self.root / f"{dist.replace('-', '_')}-{version}.dist-info"
+        info.mkdir()
+        meta = [f"Metadata-Version: 2.1", f"Name: {dist}", f"Version: {version}"]
+        meta += [f"Provides-Extra: {e}" for e in extras] + [f"Requires-Dist: {r}" for r in requires]
+        (info / "METADATA").write_text("\n".join(meta) + "\n")
+        eps = "[rdbench]\n" + "".join(f"{k} = {v}\n" for k, v in entry_points.items())
+        (info / "entry_points.txt").write_text(eps)
+
+
+@pytest.fixture
+def plugin_site(tmp_path, monkeypatch):
+    """Install throwaway plugins for the duration of a test (and for its subprocesses)."""
+    site = PluginSite(tmp_path / "site")
+    monkeypatch.syspath_prepend(str(site.root))
+    monkeypatch.setenv("PYTHONPATH", str(site.root))
+    yield site
+    monkeypatch.undo()
+    for name in [m for m in sys.modules if m.startswith("toy_")]:
+        del sys.modules[name]
+    get_registry(refresh=True)
+
+
+@pytest.fixture
+def toy_plugins(plugin_site):
+    """The toy plugin of tests/toy_plugin.py (a codec and misbehaving estimators) installed."""
+    plugin_site.add(
+        "rdbench-toy",
+        {"toy": "toy_plugin"},
+        {"toy_plugin": (HERE / "toy_plugin.py").read_text()},
+    )
+    get_registry(refresh=True)
+    return plugin_site

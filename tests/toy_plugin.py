@@ -1,0 +1,111 @@
+"""A third-party-style plugin used by the tests: a real codec and misbehaving estimators.
+
+Installed into a throwaway site folder by the ``toy_plugins`` fixture, so it is discovered
+through the ``rdbench`` entry-point group like any other plugin.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+
+from rdbench import Codec, Estimator, PluginRecord, RDPoint, Source, SquaredError, hookimpl
+
+
+class UniformSource(Source):
+    """Uniform on [0, 1]^m, squared error; R(D) unknown, D_max = m/12."""
+
+    def __init__(self, m: int = 2) -> None:
+        self.shape = (m,)
+        self.distortion = SquaredError()
+
+    def sample(self, n, seed, split="train"):
+        return self.rng(seed, split).random((n, *self.shape))
+
+    @property
+    def d_max(self):
+        return self.shape[0] / 12
+
+
+class FixedRateQuantizer(Codec):
+    """Uniform scalar quantizer on [-4, 4] with ``bits`` bits per component, fixed-length code."""
+
+    coding = "stream"
+
+    def __init__(self, bits: int = 4, one_shot: bool = False) -> None:
+        self.bits = bits
+        if one_shot:
+            self.coding = "one-shot"
+
+    def fit(self, source, target, seed):
+        self.shape = source.shape
+        self.levels = 2**self.bits
+        self.step = 8.0 / self.levels
+
+    def encode(self, x):
+        idx = np.clip(np.floor((np.asarray(x) + 4.0) / self.step), 0, self.levels - 1).astype(np.uint8)
+        return bytes([self.bits]) + idx.tobytes()
+
+    def decode(self, message):
+        if len(message) < 1 or message[0] != self.bits:
+            raise ValueError("corrupted header")
+        idx = np.frombuffer(message[1:], dtype=np.uint8)
+        shape = self.shape if self.coding == "one-shot" else (-1, *self.shape)
+        return ((idx.astype(np.float64) + 0.5) * self.step - 4.0).reshape(shape)
+
+
+class Misbehaving(Estimator):
+    """An estimator that fails in the way ``mode`` says."""
+
+    def __init__(self, mode: str = "ok", seconds: float = 0.0) -> None:
+        self.mode, self.seconds = mode, seconds
+
+    def estimate(self, source, target, seed):
+        time.sleep(self.seconds)
+        if self.mode == "raise":
+            raise RuntimeError("boom from the toy estimator")
+        if self.mode == "nan":
+            return [RDPoint(rate_bits=math.nan, distortion=1.0, bound="estimate")]
+        if self.mode == "negative":
+            return [RDPoint(rate_bits=-1.0, distortion=1.0, bound="upper")]
+        rng = np.random.default_rng(seed)
+        d = target.distortion if target.distortion is not None else 1.0
+        return [RDPoint(rate_bits=float(rng.random()), distortion=d, bound="estimate")]
+
+
+def make_misbehaving(**settings):
+    return Misbehaving(**settings)
+
+
+@hookimpl
+def rdbench_sources():
+    return [
+        PluginRecord(
+            "toy-uniform", "uniform on the unit square, squared error", "toy_plugin:UniformSource",
+            targets={"default": ("D/Dmax=0.5",)},
+        )
+    ]
+
+
+@hookimpl
+def rdbench_estimators():
+    return [
+        PluginRecord("toy-ok", "returns a random point", "toy_plugin:make_misbehaving"),
+        PluginRecord("toy-raise", "raises", "toy_plugin:make_misbehaving", defaults={"mode": "raise"}),
+        PluginRecord("toy-nan", "returns NaN", "toy_plugin:make_misbehaving", defaults={"mode": "nan"}),
+        PluginRecord("toy-negative", "returns a negative rate", "toy_plugin:make_misbehaving", defaults={"mode": "negative"}),
+        PluginRecord("toy-slow", "sleeps", "toy_plugin:make_misbehaving", defaults={"seconds": 30.0}),
+    ]
+
+
+@hookimpl
+def rdbench_codecs():
+    return [
+        PluginRecord("toy-quantizer", "fixed-rate uniform scalar quantizer (stream)", "toy_plugin:FixedRateQuantizer"),
+        PluginRecord(
+            "toy-quantizer-oneshot", "fixed-rate uniform scalar quantizer (one message per realization)",
+            "toy_plugin:FixedRateQuantizer", defaults={"one_shot": True},
+        ),
+    ]

@@ -112,7 +112,8 @@ def plot_source(rows: pd.DataFrame, path: Path) -> Path:
     failed = int((rows["status"] != "ok").sum())
     if failed:
         ax.text(0.99, 0.99, f"{failed} failed cell(s)", transform=ax.transAxes, ha="right", va="top", color="tab:red")
-    ax.legend(fontsize=8, loc="upper right" if not failed else "center right")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=8, loc="upper right" if not failed else "center right")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)

@@ -1,0 +1,204 @@
+"""The runner: cells, the store, resuming, failures, executors, the leaderboard."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+
+from rdbench import leaderboard
+from rdbench.cells import CellSpec, run_cell
+from rdbench.cli import main
+from rdbench.executors import DaskExecutor, ProcessExecutor, SerialExecutor
+from rdbench.registry import get_registry
+from rdbench.runner import execute, plan
+from rdbench.store import ResultStore
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _spec(**kw) -> CellSpec:
+    base = dict(
+        source="toy-uniform", source_settings={}, source_version="1.0", method="toy-ok", method_kind="estimator",
+        method_settings={}, method_version="1.0", target="D/Dmax=0.5", seed=0, n_test=100,
+    )
+    base.update(kw)
+    return CellSpec(**base)
+
+
+def _planned(method: str, kind: str = "estimator", source: str = "toy-uniform") -> CellSpec:
+    """The cell the runner plans for ``method`` on ``source`` (record defaults applied)."""
+    registry = get_registry()
+    return plan(registry, [registry.get("source", source)], [registry.get(kind, method)])[0]
+
+
+def test_cell_id_is_stable_and_depends_on_what_matters():
+    a = _spec()
+    assert a.cell_id == _spec().cell_id
+    assert a.cell_id == _spec(profile="smoke").cell_id  # the profile acts through the settings
+    assert a.cell_id == _spec(n_test=5).cell_id  # estimators are not evaluated on the test split
+    for change in ({"seed": 1}, {"method_settings": {"mode": "x"}}, {"method_version": "2.0"},
+                   {"source_version": "1.1"}, {"target": "D/Dmax=0.4"}):
+        assert _spec(**change).cell_id != a.cell_id, change
+    assert _spec(method_kind="codec", method="toy-quantizer").cell_id != _spec(method_kind="codec", method="toy-quantizer", n_test=5).cell_id
+
+
+@pytest.mark.parametrize(
+    ("method", "message"),
+    [("toy-raise", "boom from the toy estimator"), ("toy-nan", "rate_bits must be a finite number"),
+     ("toy-negative", "rate_bits must be >= 0")],
+)
+def test_failing_cells_are_errors_not_exceptions(toy_plugins, method, message):
+    result = run_cell(_planned(method))
+    assert result["status"] == "error"
+    assert message in result["error"]
+    assert result["points"] == []
+
+
+def test_codec_cells_use_the_real_bitstream(toy_plugins):
+    stream = run_cell(_planned("toy-quantizer", "codec"))
+    assert stream["status"] == "ok", stream.get("error")
+    point = stream["points"][0]
+    # one byte per component (2 components) plus a 1-byte header for the whole stream
+    n_test = stream["spec"]["n_test"]
+    assert point["rate_bits"] == pytest.approx(2 * 8 + 8 / n_test)
+    assert point["bound"] == "operational"
+    # uniform quantizer with step 0.5 on U[0,1]: error uniform on a cell, 2 components x step^2/12
+    assert point["distortion"] == pytest.approx(2 * 0.5**2 / 12, rel=0.15)
+    one_shot = run_cell(_planned("toy-quantizer-oneshot", "codec"))
+    assert one_shot["coding"] == "one-shot"
+    assert one_shot["points"][0]["rate_bits"] == pytest.approx(3 * 8)  # header byte per message
+
+
+def test_run_resume_and_rerun_compute_nothing_twice(toy_plugins, tmp_path):
+    out = tmp_path / "out"
+    args = ["run", "--sources", "toy-uniform,bernoulli", "--estimators", "toy-ok", "--codecs", "toy-quantizer",
+            "--profile", "smoke", "--seeds", "0,1", "--out", str(out), "--no-progress"]
+    first = CliRunner().invoke(main, args)
+    assert first.exit_code == 0, first.output
+    table = pd.read_parquet(out / "leaderboard.parquet")
+    assert list(table.columns) == leaderboard.COLUMNS
+    assert set(table["status"]) == {"ok"}
+    # toy-uniform has 1 target, bernoulli 2 in smoke; 2 methods, 2 seeds
+    assert len(table) == (1 + 2) * 2 * 2
+    assert (out / "plots" / "toy-uniform.png").stat().st_size > 1000
+    assert (out / "plots" / "bernoulli.png").stat().st_size > 1000
+    bern = table[(table["source"] == "bernoulli") & (table["method"] == "toy-quantizer")]
+    assert bern["rate_true_bits"].notna().all()
+    assert (bern["rate_gap_bits"] == bern["rate_bits"] - bern["rate_true_bits"]).all()
+    mtimes = {p: p.stat().st_mtime_ns for p in (out / "cells").glob("*.json")}
+
+    again = CliRunner().invoke(main, args)
+    assert again.exit_code == 0, again.output
+    assert "12 cells planned: 12 already done, 0 computed, 0 failed" in again.output
+    assert {p: p.stat().st_mtime_ns for p in (out / "cells").glob("*.json")} == mtimes
+
+
+def test_a_failing_cell_does_not_stop_the_run(toy_plugins, tmp_path):
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, [
+        "run", "--sources", "toy-uniform", "--estimators", "toy-raise,toy-ok,toy-nan", "--codecs", "none",
+        "--out", str(out), "--executor", "serial", "--no-progress",
+    ])
+    assert result.exit_code == 1
+    assert "2 failed" in result.output and "boom from the toy estimator" in result.output
+    table = leaderboard.read(out)
+    assert sorted(table["status"]) == ["error", "error", "ok"]
+    assert table.loc[table["method"] == "toy-ok", "rate_bits"].notna().all()
+    ranking = CliRunner().invoke(main, ["leaderboard", str(out)])
+    assert ranking.exit_code == 0 and "toy-uniform" in ranking.output and "2 failed cell(s)" in ranking.output
+
+
+@pytest.mark.parametrize("executor", ["serial", "process"])
+def test_timeouts_become_error_cells(toy_plugins, tmp_path, executor):
+    store = ResultStore(tmp_path)
+    registry = get_registry()
+    specs = plan(registry, [registry.get("source", "toy-uniform")],
+                 [registry.get("estimator", "toy-slow"), registry.get("estimator", "toy-ok")])
+    ex = SerialExecutor() if executor == "serial" else ProcessExecutor(2)
+    t0 = time.monotonic()
+    summary = execute(specs, store, ex, timeout=1.0, progress=False)
+    assert time.monotonic() - t0 < 20
+    assert summary.computed == 2 and len(summary.failed) == 1
+    assert "timed out after 1 s" in summary.failed[0]["error"]
+
+
+def test_same_seed_same_numbers_across_executors(toy_plugins, tmp_path):
+    registry = get_registry()
+    specs = plan(registry, [registry.get("source", "toy-uniform"), registry.get("source", "gaussian-rcc")],
+                 [registry.get("estimator", "toy-ok"), registry.get("codec", "toy-quantizer")], profile="smoke", seeds=(0, 3))
+    tables = []
+    for name, ex in (("serial", SerialExecutor()), ("process", ProcessExecutor(2))):
+        store = ResultStore(tmp_path / name)
+        assert execute(specs, store, ex, timeout=None, progress=False).ok
+        tables.append(leaderboard.build(store)[["cell_id", "rate_bits", "distortion"]])
+    pd.testing.assert_frame_equal(tables[0], tables[1])
+
+
+def test_dask_local_cluster(toy_plugins, tmp_path):
+    pytest.importorskip("distributed")
+    registry = get_registry()
+    specs = plan(registry, [registry.get("source", "toy-uniform")],
+                 [registry.get("estimator", "toy-ok"), registry.get("estimator", "toy-raise"),
+                  registry.get("codec", "toy-quantizer")], seeds=(0, 1))
+    store = ResultStore(tmp_path)
+    summary = execute(specs, store, DaskExecutor(workers=1), timeout=60, progress=False)
+    assert summary.computed == 6
+    assert len(summary.failed) == 2 and all("boom" in f["error"] for f in summary.failed)
+    serial = ResultStore(tmp_path / "serial")
+    execute(specs, serial, SerialExecutor(), timeout=None, progress=False)
+    cols = ["cell_id", "status", "rate_bits", "distortion"]
+    pd.testing.assert_frame_equal(leaderboard.build(store)[cols], leaderboard.build(serial)[cols])
+
+
+def test_kill_9_loses_no_finished_cell(toy_plugins, tmp_path):
+    out = tmp_path / "out"
+    args = [sys.executable, "-m", "rdbench.cli", "run", "--sources", "toy-uniform", "--estimators", "toy-slow",
+            "--codecs", "none", "--seeds", ",".join(map(str, range(8))), "--set", "toy-slow.seconds=0.4",
+            "--executor", "serial", "--out", str(out), "--no-progress"]
+    proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    cells = out / "cells"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(list(cells.glob("*.json"))) < 3:
+        time.sleep(0.05)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    finished = {p.name: p.read_text() for p in cells.glob("*.json")}
+    assert 3 <= len(finished) < 8
+    for text in finished.values():
+        assert json.loads(text)["status"] == "ok"  # whole files only
+    rerun = subprocess.run(args, cwd=ROOT, capture_output=True, text=True)
+    assert rerun.returncode == 0, rerun.stderr
+    assert f"{len(finished)} already done, {8 - len(finished)} computed" in rerun.stdout
+    for name, text in finished.items():
+        assert (cells / name).read_text() == text
+
+
+def test_bad_command_lines_get_clear_errors(toy_plugins, tmp_path):
+    cases = [
+        (["--sources", "gaussian-m2O"], "Did you mean"),
+        (["--targets", "R=abc"], "is not a number"),
+        (["--targets", "Q=1"], "cannot read target"),
+        (["--sources", "toy-uniform", "--targets", "R=1"], "no exact R(D)"),
+        (["--set", "nosuch.key=1"], "not a selected source or method"),
+        (["--set", "broken"], "NAME.KEY=VALUE"),
+        (["--seeds", "a"], "comma-separated integers"),
+    ]
+    for extra, message in cases:
+        result = CliRunner().invoke(main, ["run", "--estimators", "toy-ok", "--codecs", "none", "--out", str(tmp_path), *extra])
+        assert result.exit_code != 0, extra
+        assert message in result.output, (extra, result.output)
+
+
+def test_schema_is_documented_in_the_readme():
+    readme = (ROOT / "README.md").read_text()
+    missing = [c for c in leaderboard.COLUMNS if f"`{c}`" not in readme]
+    assert not missing, f"README lacks the leaderboard columns {missing}"

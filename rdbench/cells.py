@@ -208,6 +208,11 @@ def run_cell(spec: CellSpec) -> dict[str, Any]:
             if not isinstance(p, RDPoint):
                 raise CellError(f"{spec.method!r} returned {type(p).__name__}, not an RDPoint")
         result["points"] = [_point_record(p, source) for p in points]
+        result["artifacts"] = {}
+        for i, (point, record) in enumerate(zip(points, result["points"])):
+            for name, blob in point.artifacts.items():
+                result["artifacts"][f"{i}-{name}"] = blob
+                record["details"].setdefault("artifacts", []).append(f"artifacts/{spec.cell_id}/{i}-{name}")
     except Exception as exc:  # noqa: BLE001 - a failing plugin must not stop the run
         result["status"] = "error"
         result["points"] = []

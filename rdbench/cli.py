@@ -59,6 +59,7 @@ def main(strict_plugins: bool) -> None:
 @click.option("--scheduler", default=None, help="Dask scheduler address (with --executor dask); a local cluster if omitted.")
 @click.option("--cell-timeout", type=click.FloatRange(min=0, min_open=True), default=None, help="Seconds per cell (default: the profile's).")
 @click.option("--set", "settings", multiple=True, metavar="NAME.KEY=VALUE", help="Override a setting, e.g. blahut-arimoto.n_samples=500.")
+@click.option("--device", default=None, help="Torch device for neural methods: cpu (default), cuda, cuda:1.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 @click.pass_context
 def run(
@@ -75,6 +76,7 @@ def run(
     scheduler: str | None,
     cell_timeout: float | None,
     settings: tuple[str, ...],
+    device: str | None,
     no_progress: bool,
 ) -> None:
     """Evaluate estimators and codecs on sources; write OUT/leaderboard.parquet and OUT/plots/."""
@@ -108,6 +110,7 @@ def run(
             targets=[t for t in targets.split(",") if t.strip()] if targets else None,
             seeds=seed_list,
             overrides=parse_overrides(settings),
+            device=device,
         )
     except (PluginError, PlanError, TargetError) as exc:
         raise click.ClickException(str(exc)) from None

@@ -116,6 +116,9 @@ class RDPoint:
     interval, when it has one. rate_ceiling_bits: the largest rate this method can report
     from the samples it used (log2 n for Blahut-Arimoto on n samples, log2 M for NERD).
     details: small extra numbers (slope, steps, certificate gap, ...), kept in the results.
+    artifacts: named binary files the runner stores beside the cell, under
+    ``OUT/artifacts/<cell_id>/`` (a trained model, say, in a format that loads without
+    unpickling, such as safetensors).
     """
 
     rate_bits: float
@@ -125,6 +128,7 @@ class RDPoint:
     rate_upper_bits: float | None = None
     rate_ceiling_bits: float | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    artifacts: dict[str, bytes] = field(default_factory=dict)
 
     def validate(self) -> None:
         """Raise ValueError if the point is not a valid R-D point."""
@@ -138,6 +142,9 @@ class RDPoint:
             raise ValueError(f"rate_bits must be >= 0, got {self.rate_bits!r}")
         if self.distortion < 0:
             raise ValueError(f"distortion must be >= 0, got {self.distortion!r}")
+        for name, blob in self.artifacts.items():
+            if not isinstance(blob, bytes) or not name or "/" in name or name.startswith("."):
+                raise ValueError(f"artifact {name!r} must be bytes under a plain file name")
         for name in ("rate_lower_bits", "rate_upper_bits", "rate_ceiling_bits"):
             value = getattr(self, name)
             if value is not None and not math.isfinite(value):

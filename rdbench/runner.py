@@ -84,8 +84,13 @@ def plan(
     targets: Sequence[str] | None = None,
     seeds: Sequence[int] = (0,),
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    device: str | None = None,
 ) -> list[CellSpec]:
-    """The grid of cells, in a stable order."""
+    """The grid of cells, in a stable order.
+
+    ``device`` (``cpu``, ``cuda``, ``cuda:1``) is given to every method whose record has a
+    ``device`` setting; ``overrides`` (from ``--set``) win over it.
+    """
     if profile not in RUNNER_PROFILES:
         raise PlanError(f"unknown profile {profile!r}; choose one of {', '.join(RUNNER_PROFILES)}")
     if not sources:
@@ -107,7 +112,8 @@ def plan(
             raise PlanError(f"source {source.name!r} declares no targets for profile {profile!r}; pass --targets")
         source_settings = source.record.settings(profile, overrides.get(source.name))
         for method in methods:
-            method_settings = method.record.settings(profile, overrides.get(method.name))
+            extra = {"device": device} if device and "device" in method.record.defaults else {}
+            method_settings = method.record.settings(profile, {**extra, **overrides.get(method.name, {})})
             for target in source_targets:
                 for seed in seeds:
                     specs.append(

@@ -202,3 +202,16 @@ def test_schema_is_documented_in_the_readme():
     readme = (ROOT / "README.md").read_text()
     missing = [c for c in leaderboard.COLUMNS if f"`{c}`" not in readme]
     assert not missing, f"README lacks the leaderboard columns {missing}"
+
+
+def test_artifacts_are_stored_beside_the_cell(tmp_path):
+    from rdbench.interfaces import RDPoint
+
+    store = ResultStore(tmp_path)
+    spec = _spec()
+    result = {"cell_id": spec.cell_id, "spec": {}, "status": "ok", "points": [], "artifacts": {"0-model.bin": b"\x00\x01"}}
+    store.write(result)
+    assert store.artifact_path(spec.cell_id, "0-model.bin").read_bytes() == b"\x00\x01"
+    assert "artifacts" not in json.loads(store.path(spec.cell_id).read_text())
+    with pytest.raises(ValueError, match="plain file name"):
+        RDPoint(1.0, 1.0, "estimate", artifacts={"../x": b""}).validate()

@@ -173,12 +173,18 @@ def default_workers() -> int:
 
 
 def report(out: str | os.PathLike[str]) -> tuple[Path, list[Path]]:
-    """Rebuild ``OUT/leaderboard.parquet`` and ``OUT/plots/*.png`` from the stored cells."""
+    """Rebuild ``OUT/leaderboard.parquet``, ``OUT/summary.md`` and ``OUT/plots/*.png``
+    from the stored cells."""
     from rdbench import leaderboard, plots
 
     store = ResultStore(out)
     table = leaderboard.build(store)
     path = leaderboard.write(table, Path(out) / "leaderboard.parquet")
+    summary = (
+        "# rdbench leaderboard\n\nRates in bits per source realization; distortion per realization.\n\n"
+        f"```\n{leaderboard.format_rankings(table)}\n```\n"
+    )
+    (Path(out) / "summary.md").write_text(summary)
     figures = plots.plot_all(table, Path(out) / "plots")
     return path, figures
 

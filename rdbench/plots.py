@@ -108,7 +108,6 @@ def plot_source(rows: pd.DataFrame, path: Path) -> Path:
     ax.set_ylabel("rate (bits per realization)")
     ax.set_title(source)
     ax.set_ylim(bottom=0)
-    ax.set_xlim(left=0)
     failed = int((rows["status"] != "ok").sum())
     if failed:
         ax.text(0.99, 0.99, f"{failed} failed cell(s)", transform=ax.transAxes, ha="right", va="top", color="tab:red")

@@ -20,7 +20,8 @@ stopping rule. ``log c`` is a log-sum-exp over x, never ``(q c) / q``, so it sta
 for every y, including those whose ``q_y`` has underflowed to 0.
 
 The n x |Y| matrix is never held at once: rows are processed in chunks of about
-``chunk_bytes`` per (rows, |Y|) float64 block, with distances recomputed every iteration.
+``chunk_bytes`` per (rows, |Y|) float64 block, with distances recomputed every iteration
+(squared error in place around one matrix product, other measures by ``pairwise``).
 """
 
 from __future__ import annotations
@@ -31,12 +32,14 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from rdbench.distortion import Distortion
+from rdbench.distortion import Distortion, SquaredError
 
-#: Default size of one (rows, |Y|) float64 block; about five such blocks are alive at once.
+#: Default size of one (rows, |Y|) float64 block; the problem holds two such blocks.
 CHUNK_BYTES = 32 * 2**20
 #: Stand-in for log 0 in an output pmf (exp of it is exactly 0.0, and it stays finite).
 LOG_ZERO = -1e4
+#: Largest change of log s in one iteration of :meth:`BAProblem.solve_for_distortion`.
+MAX_LOG_STEP = 1.0
 
 
 @dataclass(frozen=True)
@@ -47,8 +50,8 @@ class BAResult:
     slope: s, nats per unit distortion. distortion: D of the channel.
     rate_upper: I(X;Y) of the channel (R(D) <= rate_upper). rate_lower: Blahut's lower line
     at D (R(D) >= rate_lower). gap: rate_upper - rate_lower >= 0.
-    iterations: BA iterations spent (over all solves, for a slope search); solves: BA solves.
-    converged: gap <= tol (and, for a slope search, the distortion target was met).
+    iterations: BA iterations spent. converged: gap <= tol (and, for a distortion target,
+    the distortion within tolerance of it).
     """
 
     log_q: np.ndarray
@@ -59,14 +62,14 @@ class BAResult:
     gap: float
     iterations: int
     converged: bool
-    solves: int = 1
 
 
 @dataclass(frozen=True)
 class _Sweep:
     """What one pass over all rows at slope s and output pmf q yields."""
 
-    distortion: float  # D = sum_x p_x sum_y P(y|x) d_xy
+    distortion: float  # D = sum_x p_x E_P[d | x]
+    variance: float  # sum_x p_x Var_P[d | x] = -dD/ds at fixed q
     mean_log_z: float  # sum_x p_x log Z_x
     log_c: np.ndarray  # (|Y|,)
 
@@ -98,7 +101,14 @@ class BAProblem:
         self.log_p = np.log(self.p)
         self.x, self.y = x[keep], y
         self.measure = measure
-        self.rows_per_chunk = max(1, int(chunk_bytes) // (8 * len(y)))
+        self.rows_per_chunk = min(len(self.p), max(1, int(chunk_bytes) // (8 * len(y))))
+        self._y_sq: np.ndarray | None = None  # ||y||^2 when the squared-error kernel is used
+        if type(measure) is SquaredError:
+            self.x = np.ascontiguousarray(self.x, dtype=np.float64)
+            self.y = np.ascontiguousarray(y, dtype=np.float64)
+            self._y_sq = np.einsum("jk,jk->j", self.y, self.y)
+        self._d = np.empty((self.rows_per_chunk, len(y)))  # distances of one chunk
+        self._w = np.empty_like(self._d)  # work block of one chunk
 
     @property
     def n_rows(self) -> int:
@@ -117,10 +127,23 @@ class BAProblem:
         return np.full(self.n_reproductions, -math.log(self.n_reproductions))
 
     def _chunks(self) -> Iterator[tuple[slice, np.ndarray]]:
-        """(rows, d) with d = d(x[rows], y), shape (len(rows), |Y|) float64."""
+        """(rows, d) with d = d(x[rows], y), shape (len(rows), |Y|) float64.
+
+        d is a view of a buffer that the next chunk overwrites.
+        """
         for start in range(0, self.n_rows, self.rows_per_chunk):
-            rows = slice(start, start + self.rows_per_chunk)
-            yield rows, np.asarray(self.measure.pairwise(self.x[rows], self.y), dtype=np.float64)
+            rows = slice(start, min(start + self.rows_per_chunk, self.n_rows))
+            d = self._d[: rows.stop - start]
+            if self._y_sq is None:
+                d[...] = self.measure.pairwise(self.x[rows], self.y)
+            else:  # ||x||^2 + ||y||^2 - 2 x.y, as SquaredError.pairwise, without temporaries
+                x = self.x[rows]
+                np.matmul(x, self.y.T, out=d)
+                d *= -2.0
+                d += np.einsum("ik,ik->i", x, x)[:, None]
+                d += self._y_sq
+                np.maximum(d, 0.0, out=d)
+            yield rows, d
 
     def distortion_range(self) -> tuple[float, int, float]:
         """(D_max, y*, D_min) of this problem.
@@ -140,17 +163,20 @@ class BAProblem:
         """One pass over all row chunks at slope s (nats/distortion) from output pmf exp(log_q)."""
         col_max = np.full(self.n_reproductions, -np.inf)
         col_sum = np.zeros(self.n_reproductions)
-        distortion = mean_log_z = 0.0
+        distortion = variance = mean_log_z = 0.0
         for rows, d in self._chunks():
-            w = np.multiply(d, -s)  # -s d, reused as the work block below
+            w = np.multiply(d, -s, out=self._w[: len(d)])
             w += log_q
             row_max = w.max(axis=1, keepdims=True)
             w -= row_max
-            np.exp(w, out=w)  # q_y exp(-s d_xy) / exp(row_max_x), in (0, 1]
+            np.exp(w, out=w)  # Z_x P(y|x) / exp(row_max_x), in [0, 1]
             row_sum = w.sum(axis=1)
             log_z = row_max[:, 0] + np.log(row_sum)
+            mean = np.einsum("ij,ij->i", w, d) / row_sum  # E_P[d | x]
+            mean_square = np.einsum("ij,ij,ij->i", w, d, d) / row_sum
             p = self.p[rows]
-            distortion += float(p @ (np.einsum("ij,ij->i", w, d) / row_sum))
+            distortion += float(p @ mean)
+            variance += float(p @ (mean_square - mean * mean))
             mean_log_z += float(p @ log_z)
 
             np.multiply(d, -s, out=w)  # log p_x - s d_xy - log Z_x, then exp over columns
@@ -162,7 +188,30 @@ class BAProblem:
             col_sum *= np.exp(col_max - new_max)
             col_sum += w.sum(axis=0) * np.exp(chunk_max - new_max)
             col_max = new_max
-        return _Sweep(distortion, mean_log_z, col_max + np.log(col_sum))
+        return _Sweep(distortion, variance, mean_log_z, col_max + np.log(col_sum))
+
+    def step(self, s: float, log_q: np.ndarray) -> tuple[BAResult, float]:
+        """One BA iteration at slope s from exp(log_q).
+
+        Returns the channel's result (``iterations=1``, ``converged`` unset: False) and
+        -dD/ds of the channel at fixed q (a sum of conditional variances of d, >= 0).
+        """
+        sweep = self._sweep(s, log_q)
+        log_q_out = _normalized(log_q + sweep.log_c)  # the output pmf q c of this channel
+        mean_log_c = float(np.exp(log_q_out) @ sweep.log_c)
+        max_log_c = float(sweep.log_c.max())
+        base = -s * sweep.distortion - sweep.mean_log_z
+        result = BAResult(
+            log_q=log_q_out,
+            slope=float(s),
+            distortion=sweep.distortion,
+            rate_upper=min(base - mean_log_c, self.entropy()),  # I(X;Y) <= H(X): clips rounding
+            rate_lower=base - max_log_c,
+            gap=max(max_log_c - mean_log_c, 0.0),
+            iterations=1,
+            converged=False,
+        )
+        return result, max(sweep.variance, 0.0)
 
     def solve(
         self,
@@ -177,35 +226,22 @@ class BAProblem:
         Stops after ``max_iter`` iterations otherwise, with ``converged=False`` and the
         honest gap. The result describes the channel of the last iteration.
         """
-        if not (s >= 0 and math.isfinite(s)) or max_iter < 1:
-            raise ValueError(f"need a finite slope s >= 0 and max_iter >= 1, got s={s!r}, max_iter={max_iter!r}")
+        _check(s, max_iter)
         log_q = self.uniform_log_q() if log_q0 is None else _normalized(log_q0)
         for iteration in range(1, max_iter + 1):
-            sweep = self._sweep(s, log_q)
-            log_q = _normalized(log_q + sweep.log_c)  # the output pmf q c of this channel
-            mean_log_c = float(np.exp(log_q) @ sweep.log_c)
-            max_log_c = float(sweep.log_c.max())
-            base = -s * sweep.distortion - sweep.mean_log_z
-            gap = max(max_log_c - mean_log_c, 0.0)
-            if gap <= tol:
+            result, _ = self.step(s, log_q)
+            if result.gap <= tol:
                 break
-        return BAResult(
-            log_q=log_q,
-            slope=float(s),
-            distortion=sweep.distortion,
-            rate_upper=min(base - mean_log_c, self.entropy()),  # I(X;Y) <= H(X): clips rounding
-            rate_lower=base - max_log_c,
-            gap=gap,
-            iterations=iteration,
-            converged=gap <= tol,
-        )
+            log_q = result.log_q
+        return _finished(result, iteration, result.gap <= tol)
 
     def zero_rate(self) -> BAResult:
         """The rate-0 point: always reproduce y*, at distortion D_max (exact, one sweep)."""
         _, best, _ = self.distortion_range()
         log_q = np.full(self.n_reproductions, LOG_ZERO)
         log_q[best] = 0.0
-        return self.solve(0.0, log_q, tol=0.0, max_iter=1)
+        result, _ = self.step(0.0, log_q)
+        return _finished(result, 1, True)
 
     def solve_for_distortion(
         self,
@@ -216,15 +252,16 @@ class BAProblem:
         tol: float = 1e-9 * math.log(2),
         max_iter: int = 10_000,
         rtol: float = 1e-4,
-        max_solves: int = 60,
     ) -> BAResult:
-        """The BA channel whose distortion is within ``rtol`` (relative) of ``target``.
+        """The BA channel at the slope where its distortion is within ``rtol`` of ``target``.
 
-        Searches u = log s by bracketing and Illinois regula falsi on
-        f(u) = log D(e^u) - log target (D decreases in s); each BA solve is warm-started from
-        the previous one's output pmf. Targets at or above D_max give the rate-0 point;
-        targets at or below D_min raise ValueError. Returns the solve closest to the target,
-        with ``iterations`` and ``solves`` summed over the search.
+        One warm-started BA run in which the slope follows the curve: after each iteration
+        a Newton step on log s (dD/dlog s = -s * variance at fixed q) aims the next channel
+        at ``target``, safeguarded by a trust region of at most MAX_LOG_STEP that halves
+        whenever the distortion error changes sign. Stops when gap <= tol and
+        |D / target - 1| <= rtol, or after ``max_iter`` iterations. s0 (nats per unit
+        distortion) defaults to 1 / target. Targets at or above D_max give the rate-0 point;
+        targets at or below D_min raise ValueError.
         """
         d_max, _, d_min = self.distortion_range()
         if not target > d_min:
@@ -234,43 +271,33 @@ class BAProblem:
             )
         if target >= d_max:
             return self.zero_rate()
-        log_q = log_q0
-        iterations = solves = 0
-        best: BAResult | None = None
-
-        def f(u: float) -> float:
-            nonlocal log_q, iterations, solves, best
-            result = self.solve(math.exp(u), log_q, tol=tol, max_iter=max_iter)
-            log_q, iterations, solves = result.log_q, iterations + result.iterations, solves + 1
-            if best is None or abs(result.distortion / target - 1) < abs(best.distortion / target - 1):
-                best = result
-            return math.log(max(result.distortion, 1e-300) / target)
-
-        def done(value: float) -> bool:
-            return abs(math.expm1(value)) <= rtol or solves >= max_solves
-
         u = math.log(s0 if s0 is not None and s0 > 0 else 1.0 / target)
-        fu = f(u)
-        step = math.copysign(1.0, fu)  # D too large -> larger slope
-        while not done(fu) and math.copysign(1.0, fu) == step:  # expand until the sign flips
-            u_prev, f_prev = u, fu
-            u, step = u + step, math.copysign(min(2.0 * abs(step), 8.0), step)
-            fu = f(u)
-        if not done(fu):  # Illinois regula falsi on the bracket between u_prev and u
-            (a, fa), (b, fb) = (u_prev, f_prev), (u, fu)
-            while not done(fb) and abs(b - a) > 1e-12:
-                c = b - fb * (b - a) / (fb - fa)
-                if not min(a, b) < c < max(a, b):
-                    c = 0.5 * (a + b)
-                fc = f(c)
-                if fc * fb < 0:
-                    a, fa = b, fb
-                else:
-                    fa /= 2  # the retained end: halve its value so the next secant moves it
-                b, fb = c, fc
-        assert best is not None
-        reached = abs(best.distortion / target - 1.0) <= rtol
-        return replace(best, iterations=iterations, solves=solves, converged=best.converged and reached)
+        _check(math.exp(u), max_iter)
+        log_q = self.uniform_log_q() if log_q0 is None else _normalized(log_q0)
+        radius, last_sign = MAX_LOG_STEP, 0.0
+        for iteration in range(1, max_iter + 1):
+            result, variance = self.step(math.exp(u), log_q)
+            error = result.distortion - target
+            reached = abs(error) <= rtol * target
+            if reached and result.gap <= tol:
+                break
+            sign = math.copysign(1.0, error)  # D too large -> larger slope
+            radius = radius / 2 if sign == -last_sign else min(2 * radius, MAX_LOG_STEP)
+            last_sign = sign
+            sensitivity = result.slope * variance  # -dD/dlog s
+            newton = error / sensitivity if sensitivity > 0 else sign * radius
+            u += min(max(newton, -radius), radius)
+            log_q = result.log_q
+        return _finished(result, iteration, reached and result.gap <= tol)
+
+
+def _check(s: float, max_iter: int) -> None:
+    if not (s >= 0 and math.isfinite(s)) or max_iter < 1:
+        raise ValueError(f"need a finite slope s >= 0 and max_iter >= 1, got s={s!r}, max_iter={max_iter!r}")
+
+
+def _finished(result: BAResult, iterations: int, converged: bool) -> BAResult:
+    return replace(result, iterations=iterations, converged=converged)
 
 
 def _normalized(log_q: np.ndarray) -> np.ndarray:

@@ -29,38 +29,34 @@ LN2 = math.log(2.0)
 class BlahutArimoto(Estimator):
     """Blahut-Arimoto, stopped on Blahut's dual certificate.
 
-    n_samples: samples for the empirical mode. tol_bits / empirical_tol_bits: stop when the
-    certificate gap is at most this many bits (discrete / empirical mode). max_iter: BA
-    iterations per solve at one slope. distortion_rtol: relative tolerance on the distortion
-    when the slope is searched for a distortion target. chunk_bytes: size of one
-    (rows, |Y|) float64 block. max_solves: BA solves allowed in one slope search.
+    A slope target runs BA at that slope; a distortion target runs one warm-started BA in
+    which the slope follows the target (see :meth:`BAProblem.solve_for_distortion`).
+
+    n_samples: samples for the empirical mode. tol_bits, max_iter (discrete mode): the run
+    stops when the certificate gap is at most tol_bits bits, or after max_iter iterations
+    with ``converged=False``. empirical_tol_bits, empirical_max_iter: the same in empirical
+    mode, where an iteration costs O(n^2) and BA converges slowly. distortion_rtol: relative
+    tolerance on the distortion for distortion targets. chunk_bytes: size of one
+    (rows, |Y|) float64 block.
     """
 
     def __init__(
         self,
         n_samples: int = 2000,
         tol_bits: float = 1e-9,
-        empirical_tol_bits: float = 1e-3,
         max_iter: int = 10_000,
+        empirical_tol_bits: float = 1e-2,
+        empirical_max_iter: int = 200,
         distortion_rtol: float = 1e-4,
         chunk_bytes: int = CHUNK_BYTES,
-        max_solves: int = 60,
     ) -> None:
-        for name, value in (("n_samples", n_samples), ("max_iter", max_iter), ("chunk_bytes", chunk_bytes),
-                            ("max_solves", max_solves)):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"blahut-arimoto: {name} must be a positive integer, got {value!r}")
-        for name, value in (("tol_bits", tol_bits), ("empirical_tol_bits", empirical_tol_bits),
-                            ("distortion_rtol", distortion_rtol)):
-            if not isinstance(value, (int, float)) or not value >= 0 or not math.isfinite(value):
-                raise ValueError(f"blahut-arimoto: {name} must be a finite number >= 0, got {value!r}")
-        self.n_samples = int(n_samples)
-        self.tol_bits = float(tol_bits)
-        self.empirical_tol_bits = float(empirical_tol_bits)
-        self.max_iter = int(max_iter)
-        self.distortion_rtol = float(distortion_rtol)
-        self.chunk_bytes = int(chunk_bytes)
-        self.max_solves = int(max_solves)
+        self.n_samples = _setting("n_samples", n_samples, integer=True)
+        self.tol_bits = _setting("tol_bits", tol_bits)
+        self.max_iter = _setting("max_iter", max_iter, integer=True)
+        self.empirical_tol_bits = _setting("empirical_tol_bits", empirical_tol_bits)
+        self.empirical_max_iter = _setting("empirical_max_iter", empirical_max_iter, integer=True)
+        self.distortion_rtol = _setting("distortion_rtol", distortion_rtol)
+        self.chunk_bytes = _setting("chunk_bytes", chunk_bytes, integer=True)
 
     def problem(self, source: Source, seed: int) -> tuple[BAProblem, str]:
         """The finite problem for ``source`` and its mode (``discrete`` or ``empirical``)."""
@@ -74,15 +70,16 @@ class BlahutArimoto(Estimator):
 
     def estimate(self, source: Source, target: Target, seed: int) -> list[RDPoint]:
         problem, mode = self.problem(source, seed)
-        tol = (self.tol_bits if mode == "discrete" else self.empirical_tol_bits) * LN2
-        if target.kind == "slope":  # |dR/dD| in bits per unit distortion = s / ln 2
-            result = problem.solve(target.value * LN2, tol=tol, max_iter=self.max_iter)
-        elif target.distortion is None:
-            raise ValueError(f"blahut-arimoto: target {target} has no resolved distortion")
+        if mode == "discrete":
+            tol, max_iter = self.tol_bits * LN2, self.max_iter
         else:
+            tol, max_iter = self.empirical_tol_bits * LN2, self.empirical_max_iter
+        if target.kind == "slope":  # |dR/dD| in bits per unit distortion = s / ln 2
+            result = problem.solve(target.value * LN2, tol=tol, max_iter=max_iter)
+        else:
+            distortion = target.distortion if target.distortion is not None else target.resolve(source).distortion
             result = problem.solve_for_distortion(
-                target.distortion, tol=tol, max_iter=self.max_iter,
-                rtol=self.distortion_rtol, max_solves=self.max_solves,
+                float(distortion), tol=tol, max_iter=max_iter, rtol=self.distortion_rtol
             )
         return [self._point(result, problem, mode)]
 
@@ -94,7 +91,6 @@ class BlahutArimoto(Estimator):
             "slope_nats": result.slope,
             "slope_bits": result.slope / LN2,
             "iterations": result.iterations,
-            "solves": result.solves,
             "certificate_gap_bits": result.gap / LN2,
             "converged": bool(result.converged),
         }
@@ -112,3 +108,12 @@ class BlahutArimoto(Estimator):
             rate_ceiling_bits=ceiling,
             details=details,
         )
+
+
+def _setting(name: str, value: Any, integer: bool = False) -> Any:
+    """A finite number >= 0, or a positive whole number (1e4 from JSON is accepted) if integer."""
+    number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
+    if not number or not math.isfinite(value) or value < 0 or (integer and (value < 1 or value != int(value))):
+        kind = "a positive whole number" if integer else "a finite number >= 0"
+        raise ValueError(f"blahut-arimoto: {name} must be {kind}, got {value!r}")
+    return int(value) if integer else float(value)

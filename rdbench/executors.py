@@ -73,7 +73,8 @@ class ProcessExecutor(Executor):
 
     Each cell runs in a fresh process (so its peak memory is its own, and a crash or a
     timeout kills only that cell), with its numerical libraries limited to
-    ``threads_per_worker`` threads.
+    ``threads_per_worker`` threads. Processes are spawned, not forked: the pool's own
+    threads make fork unsafe, and a forked child could not use CUDA.
     """
 
     def __init__(self, workers: int, threads_per_worker: int | None = None) -> None:
@@ -82,10 +83,16 @@ class ProcessExecutor(Executor):
         self.threads = threads_per_worker or max(1, cores // self.workers)
 
     def run(self, specs: Sequence[CellSpec], timeout: float | None) -> Iterator[dict[str, Any]]:
+        import multiprocessing
+
         from pebble import ProcessExpired, ProcessPool
 
         with ProcessPool(
-            max_workers=self.workers, max_tasks=1, initializer=limit_threads, initargs=(self.threads,)
+            max_workers=self.workers,
+            max_tasks=1,
+            initializer=limit_threads,
+            initargs=(self.threads,),
+            context=multiprocessing.get_context("spawn"),
         ) as pool:
             futures = {pool.schedule(run_cell, args=(spec,), timeout=timeout): spec for spec in specs}
             try:

@@ -81,7 +81,7 @@ def provenance() -> dict[str, Any]:
         "rdbench_version": rdbench.__version__,
         "python_version": platform.python_version(),
         "numpy_version": np.__version__,
-        "torch_version": getattr(torch, "__version__", None),
+        "torch_version": None if torch is None else str(torch.__version__),  # a str subclass in torch
         "host": socket.gethostname(),
         "pid": os.getpid(),
     }

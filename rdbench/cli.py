@@ -102,6 +102,7 @@ def run(
                 skipped = [e for e in registry.entries(KIND_OF[kind]).values() if not e.available]
                 for e in skipped:
                     click.echo(f"note: skipping {e.kind} {e.name!r} (needs {', '.join(e.missing)}; {e.install_hint()})", err=True)
+        skipped: list[tuple[str, str]] = []
         specs = plan(
             registry,
             chosen["sources"],
@@ -111,10 +112,13 @@ def run(
             seeds=seed_list,
             overrides=parse_overrides(settings),
             device=device,
+            skipped=skipped,
         )
     except (PluginError, PlanError, TargetError) as exc:
         raise click.ClickException(str(exc)) from None
 
+    for source_name, method_name in skipped:
+        click.echo(f"note: {method_name!r} does not handle the distortion measure of {source_name!r}; pair skipped", err=True)
     workers = workers or default_workers()
     timeout = cell_timeout if cell_timeout is not None else RUNNER_PROFILES[profile].cell_timeout
     store = ResultStore(out)

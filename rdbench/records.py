@@ -28,6 +28,10 @@ class PluginRecord:
     profiles: per-profile overrides of ``defaults``: ``{"smoke": {...}, "paper": {...}}``.
     targets: sources only: default targets per profile, e.g. ``{"default": ("R=1", "R=2")}``;
         a profile without an entry uses the ``default`` entry.
+    distortions: distortion measures (``squared_error``, ``hamming``, ...): for a source, its
+        measure; for an estimator or codec, the measures it handles. Empty means any. The
+        runner pairs a source with a method only when their measures meet, so
+        ``--sources all`` never plans a cell that cannot work.
     """
 
     name: str
@@ -38,6 +42,7 @@ class PluginRecord:
     defaults: Mapping[str, Any] = field(default_factory=dict)
     profiles: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     targets: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    distortions: tuple[str, ...] = ()
 
     def validate(self) -> None:
         """Raise ValueError naming the first malformed field."""
@@ -50,6 +55,8 @@ class PluginRecord:
             raise ValueError(f"record {self.name!r}: factory {self.factory!r} must be 'module:callable'")
         if not isinstance(self.extras, tuple) or not all(isinstance(e, str) for e in self.extras):
             raise ValueError(f"record {self.name!r}: extras must be a tuple of strings")
+        if not isinstance(self.distortions, tuple) or not all(isinstance(d, str) for d in self.distortions):
+            raise ValueError(f"record {self.name!r}: distortions must be a tuple of strings")
         if not isinstance(self.defaults, Mapping):
             raise ValueError(f"record {self.name!r}: defaults must be a mapping")
         for key, table in (("profiles", self.profiles), ("targets", self.targets)):
@@ -69,6 +76,10 @@ class PluginRecord:
         merged.update(self.profiles.get(profile, {}))
         merged.update(overrides or {})
         return merged
+
+    def handles(self, source: PluginRecord) -> bool:
+        """Whether this method's measures meet ``source``'s (empty on either side: yes)."""
+        return not self.distortions or not source.distortions or bool(set(self.distortions) & set(source.distortions))
 
     def default_targets(self, profile: str) -> tuple[str, ...]:
         return tuple(self.targets.get(profile, self.targets.get("default", ())))

@@ -85,11 +85,14 @@ def plan(
     seeds: Sequence[int] = (0,),
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
     device: str | None = None,
+    skipped: list[tuple[str, str]] | None = None,
 ) -> list[CellSpec]:
     """The grid of cells, in a stable order.
 
     ``device`` (``cpu``, ``cuda``, ``cuda:1``) is given to every method whose record has a
-    ``device`` setting; ``overrides`` (from ``--set``) win over it.
+    ``device`` setting; ``overrides`` (from ``--set``) win over it. Pairs whose distortion
+    measures do not meet (see :attr:`PluginRecord.distortions`) are left out and appended
+    to ``skipped`` as (source, method).
     """
     if profile not in RUNNER_PROFILES:
         raise PlanError(f"unknown profile {profile!r}; choose one of {', '.join(RUNNER_PROFILES)}")
@@ -112,6 +115,10 @@ def plan(
             raise PlanError(f"source {source.name!r} declares no targets for profile {profile!r}; pass --targets")
         source_settings = source.record.settings(profile, overrides.get(source.name))
         for method in methods:
+            if not method.record.handles(source.record):
+                if skipped is not None:
+                    skipped.append((source.name, method.name))
+                continue
             extra = {"device": device} if device and "device" in method.record.defaults else {}
             method_settings = method.record.settings(profile, {**extra, **overrides.get(method.name, {})})
             for target in source_targets:
@@ -131,6 +138,8 @@ def plan(
                             profile=profile,
                         )
                     )
+    if not specs:
+        raise PlanError("no selected method handles the selected sources' distortion measures")
     return specs
 
 

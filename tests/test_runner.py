@@ -215,3 +215,21 @@ def test_artifacts_are_stored_beside_the_cell(tmp_path):
     assert "artifacts" not in json.loads(store.path(spec.cell_id).read_text())
     with pytest.raises(ValueError, match="plain file name"):
         RDPoint(1.0, 1.0, "estimate", artifacts={"../x": b""}).validate()
+
+
+def test_pairs_whose_distortion_measures_do_not_meet_are_not_planned():
+    from rdbench.records import PluginRecord
+    from rdbench.registry import Entry
+
+    registry = get_registry()
+    sources = [registry.get("source", "gaussian-rcc"), registry.get("source", "bernoulli")]
+    any_measure = registry.get("estimator", "blahut-arimoto")
+    plugin = any_measure.plugin
+    only_mse = Entry("codec", PluginRecord("mse-only", "x", "m:f", distortions=("squared_error",)), plugin)
+    skipped: list = []
+    specs = plan(registry, sources, [any_measure, only_mse], profile="smoke", skipped=skipped)
+    pairs = {(s.source, s.method) for s in specs}
+    assert pairs == {("gaussian-rcc", "blahut-arimoto"), ("bernoulli", "blahut-arimoto"), ("gaussian-rcc", "mse-only")}
+    assert skipped == [("bernoulli", "mse-only")]
+    with pytest.raises(Exception, match="distortion measures"):
+        plan(registry, sources[1:], [only_mse])

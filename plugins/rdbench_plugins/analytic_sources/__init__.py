@@ -26,6 +26,7 @@ def rdbench_sources() -> list[PluginRecord]:
             factory=f"{_MODULE}.gaussian:GaussianSource",
             defaults={"variances": [1.0, 1.0], "rotate": False, "rotation_seed": 0},
             targets=_GAUSSIAN_TARGETS,
+            distortions=("squared_error",),
         ),
         PluginRecord(
             name="gaussian-m20",
@@ -33,18 +34,21 @@ def rdbench_sources() -> list[PluginRecord]:
             factory=f"{_MODULE}.gaussian:paper_m20",
             defaults={"rotation_seed": 0},
             targets=_GAUSSIAN_TARGETS,
+            distortions=("squared_error",),
         ),
         PluginRecord(
             name="gaussian-m40",
             summary="Gaussian m=40, sigma_k^2 = 4exp(-k/4), diagonal (paper Fig. 15), squared error",
             factory=f"{_MODULE}.gaussian:paper_m40",
             targets=_GAUSSIAN_TARGETS,
+            distortions=("squared_error",),
         ),
         PluginRecord(
             name="gaussian-rcc",
             summary="Gaussian m=20, sigma_k^2 = 4exp(-k^2/16), diagonal (paper Sec. V-C, RCC), squared error",
             factory=f"{_MODULE}.gaussian:paper_rcc",
             targets=_GAUSSIAN_TARGETS,
+            distortions=("squared_error",),
         ),
         PluginRecord(
             name="gaussian-published-m20",
@@ -52,6 +56,7 @@ def rdbench_sources() -> list[PluginRecord]:
             factory=f"{_MODULE}.gaussian:published_m20",
             defaults={"rotation_seed": 0},
             targets=_GAUSSIAN_TARGETS,
+            distortions=("squared_error",),
         ),
         PluginRecord(
             name="bernoulli",
@@ -59,6 +64,7 @@ def rdbench_sources() -> list[PluginRecord]:
             factory=f"{_MODULE}.discrete:BernoulliSource",
             defaults={"p": 0.2},
             targets={"smoke": ("R=0.1", "R=0.5"), "default": ("R=0.1", "R=0.3", "R=0.5")},
+            distortions=("hamming",),
         ),
         PluginRecord(
             name="mary",
@@ -66,6 +72,7 @@ def rdbench_sources() -> list[PluginRecord]:
             factory=f"{_MODULE}.discrete:MarySource",
             defaults={"pmf": [0.5, 0.3, 0.2]},
             targets={"smoke": ("D=0.05", "D=0.3"), "default": ("D=0.05", "D=0.15", "D=0.3")},
+            distortions=("hamming",),
         ),
         PluginRecord(
             name="laplace",
@@ -73,5 +80,6 @@ def rdbench_sources() -> list[PluginRecord]:
             factory=f"{_MODULE}.laplace:LaplaceSource",
             defaults={"scale": 1.0},
             targets={"smoke": ("R=0.5", "R=2"), "default": ("R=0.5", "R=1", "R=2")},
+            distortions=("absolute_error",),
         ),
     ]

@@ -1,0 +1,76 @@
+"""Built-in plugin ``ntc``: nonlinear transform coding codecs with real bitstreams.
+
+``ntc`` codes each realization with learned transforms, integer rounding and a learned
+factorized density (Ballé et al. 2021); ``block-ntc`` does the same on blocks of B i.i.d.
+realizations (paper Sec. VI-A). Both range-code the evaluation set as one stream through
+:mod:`rdbench.entropy_coding`. This module only declares the records (no torch import).
+"""
+
+from __future__ import annotations
+
+from rdbench import PluginRecord, hookimpl
+
+_MODULE = "rdbench_plugins.ntc"
+_DEFAULTS = {
+    "steps": 5000,
+    "batch_size": 256,
+    "lr": 2e-3,
+    "n_train": 50_000,
+    "n_val": 10_000,
+    "latent": None,
+    "hidden": None,
+    "finetune_steps": 1000,
+    "density_steps": 1000,
+    "quantization": "noise",
+    "calibration_rounds": 3,
+    "tail_mass": 1e-6,
+    "max_support": 4095,
+    "precision": 16,
+    "device": "cpu",
+}
+_PROFILES = {
+    "smoke": {
+        "steps": 250,
+        "finetune_steps": 50,
+        "density_steps": 100,
+        "n_train": 2048,
+        "n_val": 1024,
+        "batch_size": 128,
+        "calibration_rounds": 1,
+    },
+    "default": {},
+    "paper": {
+        "steps": 30_000,
+        "finetune_steps": 5000,
+        "density_steps": 2000,
+        "n_train": 200_000,
+        "n_val": 20_000,
+        "batch_size": 512,
+        "lr": 1e-3,
+        "calibration_rounds": 4,
+    },
+}
+
+
+@hookimpl
+def rdbench_codecs() -> list[PluginRecord]:
+    return [
+        PluginRecord(
+            name="ntc",
+            summary="Nonlinear transform coding (Balle et al. 2021): learned transforms, rounding, factorized prior; range-coded stream",
+            factory=f"{_MODULE}.codec:NTC",
+            extras=("torch",),
+            defaults=_DEFAULTS,
+            profiles=_PROFILES,
+            distortions=("squared_error", "absolute_error"),
+        ),
+        PluginRecord(
+            name="block-ntc",
+            summary="NTC on blocks of B i.i.d. realizations (vectors concatenated, images stitched 2x2; paper Sec. VI-A)",
+            factory=f"{_MODULE}.block:BlockNTC",
+            extras=("torch",),
+            defaults={"block_size": 4, **_DEFAULTS},
+            profiles=_PROFILES,
+            distortions=("squared_error", "absolute_error"),
+        ),
+    ]

@@ -1,0 +1,233 @@
+"""Training NTC on rate + lambda * distortion, and mapping a target to lambda.
+
+Units: rate in bits per realization, distortion per realization in the source's measure,
+so lambda is in bits per unit of distortion, like a slope |dR/dD| of the R-D curve.
+
+Target -> lambda:
+
+* ``slope=s`` targets: lambda = s, used as is.
+* distortion targets (R=, D=, D/Dmax=): the initial lambda is the source's exact slope
+  |dR/dD| at the target distortion when the source has one (``source.slope``), otherwise
+  the high-rate value k log2(e) / D with k = (dimensions)/2 for squared error and
+  (dimensions) for absolute error. A codec whose gap to R(D) is constant (as the
+  entropy-coded scalar quantizer's is at high rate) has this same slope, so that lambda lands
+  near the target at high rate. At low rate a scalar-quantizing codec needs a larger lambda
+  (its curve is flatter there), so training starts at START_FACTOR times it and
+  ``calibration_rounds`` times multiplies lambda by (validation distortion / target), each
+  time from the model trained so far. The final stretch of training (learning-rate decay)
+  and the fine-tuning keep lambda fixed.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+
+from rdbench.interfaces import Source
+from rdbench.targets import Target
+from rdbench_plugins.ntc.model import NTCModel, Quantization
+
+_LOG2_E = math.log2(math.e)
+#: Fraction of the steps, at the end, over which the learning rate decays (cosine, to 2%).
+DECAY_FRACTION = 0.3
+#: Learning rate of the final density fit (full batch, so it can be large).
+DENSITY_LR = 3e-2
+#: Full-batch density steps fitting the density to the initial model's rounded latents.
+WARMUP_DENSITY_STEPS = 200
+#: With calibration, training starts at this multiple of the initial lambda and calibrates
+#: down: latents that collapsed to rate 0 at too small a lambda are a trap training does not
+#: leave, while a model with too much rate shrinks it readily.
+START_FACTOR = 2.0
+#: Largest factor one calibration step may change lambda by.
+_MAX_LAMBDA_FACTOR = 8.0
+
+
+def _per_realization(error: torch.Tensor) -> torch.Tensor:
+    return error.flatten(1).sum(1) if error.dim() > 1 else error
+
+
+def torch_distortion(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The differentiable per-realization distortion for a measure name: (N, ...) x2 -> (N,)."""
+    if name == "squared_error":
+        return lambda x, y: _per_realization((x - y).square())
+    if name == "absolute_error":
+        return lambda x, y: _per_realization((x - y).abs())
+    raise ValueError(f"NTC trains on squared_error or absolute_error distortion, not {name!r}")
+
+
+def initial_lambda(source: Source, target: Target) -> tuple[float, str]:
+    """(lambda in bits per unit distortion, how it was chosen) for a resolved target."""
+    if target.kind == "slope":
+        return float(target.value), "target slope"
+    distortion = float(target.distortion)
+    slope = getattr(source, "slope", None)
+    value = slope(distortion) if callable(slope) else None
+    if value is not None and value < 0:
+        return -float(value), "exact R(D) slope"
+    dims = math.prod(source.shape)
+    k = dims / 2 if source.distortion.name == "squared_error" else dims
+    return k * _LOG2_E / distortion, "high-rate approximation"
+
+
+def initial_step(
+    x: torch.Tensor,
+    distortion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    target_distortion: float | None,
+    lam: float,
+    distortion_name: str,
+) -> float:
+    """The initial quantization step, in source units, from realizations x (N, ...).
+
+    With a target distortion: the step at which uniform scalar quantization of the
+    components of x, step * round(x / step), has that mean distortion (the smallest such
+    step, found by a scan and bisection), so training starts at the target. For slope
+    targets: the step whose high-rate slope is lambda (squared error: D = step^2/12 per
+    component and |dR/dD| = log2(e)/(2D), so step = sqrt(6 log2(e)/lambda); absolute error:
+    D = step/4, |dR/dD| = log2(e)/D), at most the components' RMS standard deviation.
+    """
+    spread = float(x.reshape(x.shape[0], -1).var(dim=0, correction=0).mean().sqrt()) or 1.0
+    if target_distortion is None:
+        step = math.sqrt(6 * _LOG2_E / lam) if distortion_name == "squared_error" else 4 * _LOG2_E / lam
+        return min(step, spread)
+
+    def excess(step: float) -> float:
+        return float(distortion(x, torch.round(x / step) * step).mean()) - target_distortion
+
+    steps = [spread * 10 ** (k / 8) for k in range(-32, 25)]
+    above = next((i for i, step in enumerate(steps) if excess(step) >= 0), None)
+    if above is None:
+        return steps[-1]
+    if above == 0:
+        return steps[0]
+    lo, hi = steps[above - 1], steps[above]
+    for _ in range(40):
+        mid = math.sqrt(lo * hi)
+        lo, hi = (lo, mid) if excess(mid) >= 0 else (mid, hi)
+    return hi
+
+
+@dataclass
+class TrainingLog:
+    """What training did: the lambdas it used and the validation distortions they gave."""
+
+    lambda_initial: float
+    lambda_final: float
+    lambda_rule: str
+    steps: int
+    seconds: float = 0.0
+    cpu_seconds: float = 0.0
+    calibration: list[tuple[float, float]] = field(default_factory=list)  # (lambda, validation D)
+
+
+def validation_distortion(model: NTCModel, x: torch.Tensor, distortion: Callable) -> float:
+    """Mean distortion per realization with hard rounding of the latents."""
+    model.eval()
+    d = float(distortion(x, model.synthesize(model.quantize(x))).mean())
+    model.train()
+    return d
+
+
+def _recalibrate(lam: float, d_val: float, target: float) -> float:
+    """lambda * D_val / D_target (at most a factor 8 either way): the step that lands on the
+    target where D is proportional to 1/lambda, as for any codec at high rate. (Secant
+    steps are no better: a warm-started model lags behind a change of lambda.)"""
+    return lam * min(_MAX_LAMBDA_FACTOR, max(1 / _MAX_LAMBDA_FACTOR, d_val / target))
+
+
+def _decay(optimizer: torch.optim.Optimizer, lr: float, progress: float) -> None:
+    """Cosine decay of the learning rate from lr (progress 0) to 2% of it (progress 1)."""
+    for group in optimizer.param_groups:
+        group["lr"] = lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+def train(
+    model: NTCModel,
+    train_x: torch.Tensor,
+    val_x: torch.Tensor,
+    distortion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    lam: float,
+    lambda_rule: str,
+    target_distortion: float | None,
+    *,
+    steps: int,
+    finetune_steps: int,
+    density_steps: int,
+    batch_size: int,
+    lr: float,
+    quantization: Quantization,
+    calibration_rounds: int,
+    generator: torch.Generator,
+) -> TrainingLog:
+    """Adam on mean(rate_bits + lambda * distortion) over minibatches of ``train_x``.
+
+    The density is first fitted to the initial model's latents (:func:`fit_density`).
+    ``steps`` train everything with the ``quantization`` proxy. With a target distortion,
+    lambda is recalibrated ``calibration_rounds`` times, evenly over the constant-learning-
+    rate part; the last DECAY_FRACTION of the steps decay the learning rate with lambda
+    fixed. Then, with the analysis fixed, ``finetune_steps`` train the synthesis on truly
+    rounded latents and :func:`fit_density` fits the density to them.
+    """
+    t0, c0 = time.perf_counter(), time.process_time()
+    log = TrainingLog(lam, lam, lambda_rule, steps + finetune_steps + density_steps + WARMUP_DENSITY_STEPS)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    flat_steps = int(steps * (1 - DECAY_FRACTION))
+    rounds = calibration_rounds if target_distortion is not None else 0
+    checkpoints = {flat_steps * (i + 1) // rounds for i in range(rounds)} if rounds else set()
+    lam = lam * START_FACTOR if rounds else lam
+    fit_density(model, train_x, WARMUP_DENSITY_STEPS)  # rates are right from the first step
+    model.train()
+
+    def batch() -> torch.Tensor:
+        return train_x[torch.randint(train_x.shape[0], (batch_size,), generator=generator, device=train_x.device)]
+
+    for step in range(steps):
+        if step >= flat_steps:
+            _decay(optimizer, lr, (step - flat_steps) / max(1, steps - flat_steps))
+        x = batch()
+        rate, x_hat = model(x, generator, quantization)
+        loss = (rate + lam * distortion(x, x_hat)).mean()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        if step + 1 in checkpoints:
+            d_val = validation_distortion(model, val_x, distortion)
+            log.calibration.append((lam, d_val))
+            lam = _recalibrate(lam, d_val, target_distortion)
+    optimizer = torch.optim.Adam(model.synthesis.parameters(), lr=lr)
+    for step in range(finetune_steps):
+        _decay(optimizer, lr, step / finetune_steps)
+        loss = model.rounded_distortion(batch(), distortion)
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    fit_density(model, train_x, density_steps)
+    log.lambda_final = lam
+    log.seconds = time.perf_counter() - t0
+    log.cpu_seconds = time.process_time() - c0
+    return log
+
+
+def fit_density(model: NTCModel, train_x: torch.Tensor, steps: int, lr: float = DENSITY_LR) -> None:
+    """Maximum likelihood of the density on the rounded latents of ``train_x``: full-batch
+    Adam on each channel's histogram (distinct integers and their frequencies), so that
+    the coding tables match the latents the codec really codes."""
+    with torch.no_grad():
+        symbols = model.channels_first(model.quantize(train_x)).to(torch.float32)
+    rows = [torch.unique(row, return_counts=True) for row in symbols]
+    width = max(values.numel() for values, _ in rows)
+    values = torch.zeros(len(rows), width, device=symbols.device)
+    weights = torch.zeros(len(rows), width, device=symbols.device)
+    for c, (v, counts) in enumerate(rows):
+        values[c, : v.numel()] = v
+        weights[c, : v.numel()] = counts / symbols.shape[1]
+    optimizer = torch.optim.Adam(model.density.parameters(), lr=lr)
+    for step in range(steps):
+        _decay(optimizer, lr, step / steps)
+        loss = -(model.density.log_cell_probability(values) * weights).sum()
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()

@@ -1,0 +1,130 @@
+"""NTC's analysis and synthesis transforms, chosen by the shape of a realization.
+
+Vector sources (shape () or (m,), or anything not 3-d, flattened): a linear map plus an MLP
+correction. Image sources (shape (C, H, W)): convolutions, two stride-2 stages down and up.
+
+Both scale the latent by a fixed ``step`` (a distortion-dependent initial quantization step,
+in source units): analysis returns latents in units of the step, synthesis takes them back,
+so integer rounding starts out as a uniform quantizer of that step and training refines it.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+
+class LinearPlusMLP(nn.Module):
+    """x -> W x + b + MLP(x): (N, d_in) -> (N, d_out). W starts as the identity when square
+    and the MLP's last layer at zero, so the map starts linear."""
+
+    def __init__(self, d_in: int, d_out: int, hidden: int, layers: int = 2) -> None:
+        super().__init__()
+        self.linear = nn.Linear(d_in, d_out)
+        if d_in == d_out:
+            nn.init.eye_(self.linear.weight)
+        nn.init.zeros_(self.linear.bias)
+        widths = [d_in] + [hidden] * layers
+        blocks: list[nn.Module] = []
+        for a, b in zip(widths[:-1], widths[1:]):
+            blocks += [nn.Linear(a, b), nn.GELU()]
+        last = nn.Linear(widths[-1], d_out)
+        nn.init.zeros_(last.weight)
+        nn.init.zeros_(last.bias)
+        self.mlp = nn.Sequential(*blocks, last)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x) + self.mlp(x)
+
+
+class VectorAnalysis(nn.Module):
+    """(N, m) realizations -> (N, k) latents in units of ``step``."""
+
+    def __init__(self, m: int, k: int, hidden: int, step: float) -> None:
+        super().__init__()
+        self.net = LinearPlusMLP(m, k, hidden)
+        self.register_buffer("step", torch.tensor(float(step)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x) / self.step
+
+
+class VectorSynthesis(nn.Module):
+    """(N, k) latents in units of ``step`` -> (N, m) reconstructions."""
+
+    def __init__(self, k: int, m: int, hidden: int, step: float) -> None:
+        super().__init__()
+        self.net = LinearPlusMLP(k, m, hidden)
+        self.register_buffer("step", torch.tensor(float(step)))
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        return self.net(y * self.step)
+
+
+class ConvAnalysis(nn.Module):
+    """(N, C, H, W) images -> (N, L, ceil(H/4), ceil(W/4)) latents in units of ``step``.
+
+    Images are zero-padded to multiples of 4 first.
+    """
+
+    def __init__(self, channels: int, latent_channels: int, hidden: int, step: float) -> None:
+        super().__init__()
+        self.net = nn.Sequential(
+            nn.Conv2d(channels, hidden, 5, stride=2, padding=2),
+            nn.GELU(),
+            nn.Conv2d(hidden, hidden, 5, stride=2, padding=2),
+            nn.GELU(),
+            nn.Conv2d(hidden, latent_channels, 3, padding=1),
+        )
+        self.register_buffer("step", torch.tensor(float(step)))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, w = x.shape[-2:]
+        x = F.pad(x, (0, -w % 4, 0, -h % 4))
+        return self.net(x) / self.step
+
+
+class ConvSynthesis(nn.Module):
+    """(N, L, h, w) latents in units of ``step`` -> (N, C, H, W) images (cropped back)."""
+
+    def __init__(self, latent_channels: int, channels: int, hidden: int, step: float, size: tuple[int, int]) -> None:
+        super().__init__()
+        self.size = size
+        self.net = nn.Sequential(
+            nn.Conv2d(latent_channels, hidden, 3, padding=1),
+            nn.GELU(),
+            nn.ConvTranspose2d(hidden, hidden, 5, stride=2, padding=2, output_padding=1),
+            nn.GELU(),
+            nn.ConvTranspose2d(hidden, channels, 5, stride=2, padding=2, output_padding=1),
+        )
+        self.register_buffer("step", torch.tensor(float(step)))
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        h, w = self.size
+        return self.net(y * self.step)[..., :h, :w]
+
+
+def build_transforms(
+    shape: tuple[int, ...], latent: int | None, hidden: int | None, step: float
+) -> tuple[nn.Module, nn.Module, tuple[int, ...]]:
+    """(analysis, synthesis, latent shape of one realization) for realizations of ``shape``.
+
+    latent: latent dimensions (vectors; default m) or latent channels (images; default 16).
+    hidden: MLP width (vectors; default max(64, 2m)) or conv channels (images; default 32).
+    """
+    if len(shape) == 3:
+        c, h, w = shape
+        latent = latent or 16
+        hidden = hidden or 32
+        return (
+            ConvAnalysis(c, latent, hidden, step),
+            ConvSynthesis(latent, c, hidden, step, (h, w)),
+            (latent, math.ceil(h / 4), math.ceil(w / 4)),
+        )
+    m = math.prod(shape)
+    latent = latent or m
+    hidden = hidden or max(64, 2 * m)
+    return VectorAnalysis(m, latent, hidden, step), VectorSynthesis(latent, m, hidden, step), (latent,)

@@ -1,0 +1,57 @@
+"""Built-in plugin ``nerd``: the neural estimator of the rate-distortion function (paper Sec. III).
+
+This module only declares the record (it must not import torch); the estimator lives in
+:mod:`.estimator`. A trained generator is reloaded with
+:func:`rdbench_plugins.nerd.storage.load_generator`.
+"""
+
+from __future__ import annotations
+
+from rdbench import PluginRecord, hookimpl
+
+
+@hookimpl
+def rdbench_estimators() -> list[PluginRecord]:
+    return [
+        PluginRecord(
+            name="nerd",
+            summary=(
+                "NERD: a generator network trained on the dual of R(D) (Algorithm 1), read off fresh "
+                "samples; an estimate, capped at log2 M for M generator samples"
+            ),
+            factory="rdbench_plugins.nerd.estimator:NERD",
+            extras=("torch",),
+            defaults={
+                "device": "cpu",
+                "n_train": 65536,
+                "latent_dim": None,
+                "hidden": None,
+                "channels": 32,
+                "lr": 3e-3,
+                "warm_lr": 1e-3,
+                "window": 50,
+                "patience": 2,
+                "tol_bits": 0.003,
+                "lr_drops": 4,
+                "anneal_steps": 150,
+                "max_steps": 4000,
+                "pairs": 2**20,
+                "m_train_max": 16384,
+                "n_eval": 4096,
+                "n_eval_coarse": 131072,
+                "m_eval_max": 2**17,
+            },
+            profiles={
+                "smoke": {
+                    "n_train": 8192,
+                    "window": 25,
+                    "max_steps": 150,
+                    "pairs": 2**16,
+                    "n_eval": 512,
+                    "n_eval_coarse": 4096,
+                    "m_eval_max": 4096,
+                },
+                "paper": {"max_steps": 10000, "n_eval": 8192, "n_eval_coarse": 2**18, "m_eval_max": 2**18},
+            },
+        )
+    ]

@@ -1,0 +1,237 @@
+"""The ``nerd`` estimator: NERD (paper Sec. III, Algorithm 1) as an rdbench Estimator.
+
+A point is trained (:mod:`.train`), then read off fresh ``test`` samples (:mod:`.readout`).
+Rates are in bits per realization; beta (the paper's beta~ <= 0) is in nats per unit of
+distortion, ``slope_bits`` = -beta / ln 2 is |dR/dD| in bits per unit distortion.
+
+The point is an ``estimate``: with exact expectations NERD upper-bounds R(D), but with M
+generator samples it can also fall below, and it can never exceed log2 M
+(``rate_ceiling_bits``). Each point keeps what a reverse-channel-coding codec needs
+(NERD-RCC): the trained generator as the artifact ``generator.pt`` (see :mod:`.storage`,
+loaded by :func:`~rdbench_plugins.nerd.storage.load_generator`), its architecture in
+``details["generator"]`` and the slope in ``details["beta"]``, so that
+Q*_{Y|X=x}(y) is proportional to exp(beta d(x, y)) Q_Y(y).
+
+:meth:`NERD.curve` estimates several targets in one go, from the highest rate down, each
+generator warm-started from its neighbour's (a generator for a lower rate is a shrunk
+version of one for a higher rate; growing new directions from nothing is what is slow).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from typing import Any
+
+import numpy as np
+import torch
+
+from rdbench.distortion import flatten
+from rdbench.interfaces import Estimator, RDPoint, Source
+from rdbench.targets import Target
+
+from rdbench_plugins.nerd.distances import pairwise_for
+from rdbench_plugins.nerd.generators import FCGenerator, build_generator, generator_config
+from rdbench_plugins.nerd.readout import ReadoutSettings, read_out
+from rdbench_plugins.nerd.storage import generator_bytes
+from rdbench_plugins.nerd.train import TrainResult, Trainer, TrainSettings
+
+LN2 = math.log(2.0)
+#: Share of the source's variance the first generator starts with in the Lagrangian form.
+LAGRANGIAN_START_SHARE = 0.5
+#: Seed offsets of the independent random streams of one cell.
+_TRAIN_STREAM, _READOUT_STREAM = 1, 2
+
+
+class NERD(Estimator):
+    """NERD with a fully connected (vector sources) or DCGAN-style (images) generator.
+
+    device: ``cpu`` or ``cuda[:i]``. n_train: training pool drawn from the ``train`` split.
+    latent_dim, hidden, channels: the generator (:func:`.generators.generator_config`).
+    lr, warm_lr: Adam's first learning rate, cold and warm-started. window, patience,
+    tol_bits, lr_drops, anneal_steps, max_steps, pairs, m_train_max: the training schedule
+    and batches (:class:`.train.TrainSettings`). n_eval, n_eval_coarse, m_eval_max: the read-out's
+    sample sizes (:class:`.readout.ReadoutSettings`).
+    """
+
+    def __init__(
+        self,
+        device: str = "cpu",
+        n_train: int = 65536,
+        latent_dim: int | None = None,
+        hidden: int | None = None,
+        channels: int = 32,
+        lr: float = 3e-3,
+        warm_lr: float = 1e-3,
+        window: int = 50,
+        patience: int = 2,
+        tol_bits: float = 0.003,
+        lr_drops: int = 4,
+        anneal_steps: int = 150,
+        max_steps: int = 4000,
+        pairs: int = 2**20,
+        m_train_max: int = 16384,
+        n_eval: int = 4096,
+        n_eval_coarse: int = 131072,
+        m_eval_max: int = 2**17,
+    ) -> None:
+        counts = {"n_train": n_train, "channels": channels, "window": window, "patience": patience,
+                  "anneal_steps": anneal_steps, "max_steps": max_steps, "pairs": pairs, "m_train_max": m_train_max,
+                  "n_eval": n_eval, "n_eval_coarse": n_eval_coarse, "m_eval_max": m_eval_max,
+                  "lr_drops": lr_drops + 1, "latent_dim": latent_dim or 1, "hidden": hidden or 1}
+        for name, value in counts.items():
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"nerd: {name} must be a positive integer, got {value!r}")
+        for name, value in (("lr", lr), ("warm_lr", warm_lr), ("tol_bits", tol_bits)):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+                raise ValueError(f"nerd: {name} must be a positive number, got {value!r}")
+        self.device = torch.device(device)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"nerd: device {device!r} was requested but CUDA is not available")
+        self.n_train = int(n_train)
+        self.architecture = {"latent_dim": latent_dim, "hidden": hidden, "channels": int(channels)}
+        self.train_settings = TrainSettings(
+            lr=float(lr), window=int(window), patience=int(patience), tol_bits=float(tol_bits),
+            lr_drops=int(lr_drops), anneal_steps=int(anneal_steps), max_steps=int(max_steps), pairs=int(pairs),
+            m_max=int(m_train_max),
+        )
+        self.warm_settings = dataclasses.replace(self.train_settings, lr=float(warm_lr))
+        self.readout_settings = ReadoutSettings(
+            n_fine=int(n_eval), n_coarse=int(n_eval_coarse), m_max=int(m_eval_max),
+            m_min=min(ReadoutSettings.m_min, int(m_eval_max)),
+        )
+
+    def estimate(self, source: Source, target: Target, seed: int) -> list[RDPoint]:
+        return self.curve(source, [target], seed)
+
+    def curve(self, source: Source, targets: list[Target], seed: int) -> list[RDPoint]:
+        """One point per target (in the order given), trained from the highest rate down.
+
+        Targets are resolved here; ``slope`` targets use the Lagrangian form.
+        """
+        pairwise = pairwise_for(source.distortion)
+        resolved = [t if t.distortion is not None or t.kind == "slope" else t.resolve(source) for t in targets]
+        config = generator_config(source.shape, **self.architecture)
+        pool = self._samples(source, self.n_train, seed, "train")
+        rng = torch.Generator().manual_seed(_stream(seed, _TRAIN_STREAM))
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            generator = build_generator(config).to(self.device)
+        n_eval = self.readout_settings.n_fine + self.readout_settings.n_coarse
+        x_eval = self._samples(source, n_eval, seed, "test")
+        order = sorted(range(len(resolved)), key=lambda i: _rate_order(resolved[i]))
+        points: dict[int, RDPoint] = {}
+        previous: RDPoint | None = None
+        for i in order:
+            target = resolved[i]
+            if previous is None and isinstance(generator, FCGenerator):
+                _init_affine(generator, pool, pairwise, target)
+            settings = self.train_settings if previous is None else self.warm_settings
+            trainer = Trainer(generator, config["latent_dim"], pool, pairwise, settings, rng)
+            guess = _rate_guess(target, previous)
+            if target.kind == "slope":
+                start = None if previous is None else previous.details["beta"]
+                result = trainer.run(beta=-target.value * LN2, start=start, rate_guess_bits=guess)
+            else:
+                start, warm = (None, None) if previous is None else (previous.distortion, previous.details["beta"])
+                result = trainer.run(distortion=target.distortion, start=start, beta0=warm, rate_guess_bits=guess)
+            previous = points[i] = self._read_out(generator, config, target, result, x_eval, pairwise, seed,
+                                                  warm_start=len(points) > 0)
+        return [points[i] for i in range(len(resolved))]
+
+    def _samples(self, source: Source, n: int, seed: int, split: str) -> torch.Tensor:
+        x = flatten(np.asarray(source.sample(n, seed, split), dtype=np.float32))
+        return torch.from_numpy(np.ascontiguousarray(x)).to(self.device)
+
+    def _read_out(
+        self,
+        generator: torch.nn.Module,
+        config: dict[str, Any],
+        target: Target,
+        result: TrainResult,
+        x_eval: torch.Tensor,
+        pairwise: Any,
+        seed: int,
+        warm_start: bool,
+    ) -> RDPoint:
+        t0 = time.perf_counter()
+        settings = self.readout_settings
+        m, m_coarse = settings.sizes(result.rate_bits)
+        rng = torch.Generator().manual_seed(_stream(seed, _READOUT_STREAM))
+        z = torch.randn(m, config["latent_dim"], generator=rng).to(self.device)
+        generator.eval()
+        readout = read_out(
+            generator, z, x_eval[: settings.n_fine], x_eval[settings.n_fine :], pairwise, m_coarse,
+            beta=result.beta, distortion=target.distortion, settings=settings,
+        )
+        generator.train()
+        details = {
+            "form": "slope" if target.distortion is None else "distortion",
+            "beta": readout.beta,
+            "slope_bits": -readout.beta / LN2,
+            "generator": config,
+            "rate_stderr_bits": readout.rate_stderr_bits,
+            "converged": bool(result.converged and readout.converged),
+            "steps": result.steps,
+            "train_seconds": result.seconds,
+            "readout_seconds": time.perf_counter() - t0,
+            "lr_final": result.lr,
+            "train_batch": list(result.batch),
+            "beta_train": result.beta,
+            "rate_train_bits": result.rate_bits,
+            "m": readout.m,
+            "m_coarse": readout.m_coarse,
+            "n_eval": settings.n_fine,
+            "n_eval_coarse": settings.n_coarse,
+            "readout_passes": readout.iterations,
+            "warm_start": warm_start,
+            "device": str(self.device),
+        }
+        return RDPoint(
+            rate_bits=max(readout.rate_bits, 0.0),
+            distortion=readout.distortion,
+            bound="estimate",
+            rate_ceiling_bits=math.log2(readout.m),
+            details=details,
+            artifacts={"generator.pt": generator_bytes(generator, config, readout.beta)},
+        )
+
+
+def _stream(seed: int, stream: int) -> int:
+    return int(np.random.SeedSequence([int(seed), stream]).generate_state(1)[0])
+
+
+def _rate_order(target: Target) -> tuple[int, float]:
+    """Sort key: highest rate first (smallest distortion, then steepest slope)."""
+    if target.kind == "slope":
+        return (1, -target.value)
+    return (0, float(target.distortion))
+
+
+def _rate_guess(target: Target, previous: RDPoint | None) -> float:
+    """The rate (bits) to size the first training batches for."""
+    if target.kind == "rate":
+        return target.value
+    return 0.0 if previous is None else previous.rate_bits
+
+
+@torch.no_grad()
+def _init_affine(generator: FCGenerator, pool: torch.Tensor, pairwise: Any, target: Target) -> None:
+    """Start G as mean + c Sigma^(1/2) z: the source's mean and principal axes, shrunk by c.
+
+    c^2 = 1 - D*/D_max (D_max estimated as the distortion of reproducing every sample by
+    the mean): the share of variance an isotropic Gaussian source keeps at D*. In the
+    Lagrangian form c^2 = :data:`LAGRANGIAN_START_SHARE`.
+    """
+    x = pool.to(torch.float64)
+    mean = x.mean(0)
+    eigenvalues, eigenvectors = torch.linalg.eigh(torch.cov(x.T).reshape(x.shape[1], x.shape[1]))
+    order = torch.argsort(eigenvalues, descending=True)
+    axes = eigenvectors[:, order] * eigenvalues[order].clamp_min(0).sqrt()
+    if target.distortion is None:
+        share = LAGRANGIAN_START_SHARE
+    else:
+        d_max = float(pairwise(x, mean[None, :]).mean())
+        share = min(max(1.0 - target.distortion / d_max, 0.01), 1.0)
+    generator.init_affine(mean.float(), (math.sqrt(share) * axes).float())

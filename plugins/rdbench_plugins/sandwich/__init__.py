@@ -1,0 +1,76 @@
+"""Built-in plugin ``sandwich``: empirical upper and lower bounds on R(D) from samples.
+
+After Yang & Mandt, "Towards Empirical Sandwich Bounds on the Rate-Distortion Function"
+(ICLR 2022), discussed in Sec. IV-D of the NERD paper. ``sandwich-upper`` trains a
+beta-VAE and reports its (D, E[KL]) point on held-out samples (:mod:`.upper`);
+``sandwich-lower`` trains Csiszar's dual function u and reports the lower-bound line
+R_L(D) = intercept - lambda D (:mod:`.lower`). This module only declares the records (no
+torch import).
+"""
+
+from __future__ import annotations
+
+from rdbench import PluginRecord, hookimpl
+
+_MODULE = "rdbench_plugins.sandwich"
+
+
+@hookimpl
+def rdbench_estimators() -> list[PluginRecord]:
+    return [
+        PluginRecord(
+            name="sandwich-upper",
+            summary=(
+                "Sandwich upper bound (Yang & Mandt 2022): beta-VAE with a factorized Gaussian-mixture "
+                "prior; (D, E[KL]) on held-out samples, +-2 SE"
+            ),
+            factory=f"{_MODULE}.upper:SandwichUpper",
+            extras=("torch",),
+            defaults={
+                "steps": 5000,
+                "batch_size": 256,
+                "lr": 2e-3,
+                "n_train": 50_000,
+                "n_val": 5000,
+                "n_test": 20_000,
+                "latent": None,
+                "hidden": 128,
+                "layers": 2,
+                "components": 8,
+                "calibration_rounds": 3,
+                "device": "cpu",
+            },
+            profiles={
+                "smoke": {"steps": 400, "n_train": 4096, "n_val": 1024, "n_test": 4096, "hidden": 32},
+                "paper": {"steps": 30_000, "batch_size": 512, "lr": 1e-3, "n_train": 200_000, "n_test": 100_000},
+            },
+        ),
+        PluginRecord(
+            name="sandwich-lower",
+            summary=(
+                "Sandwich lower bound (Yang & Mandt 2022): Csiszar dual with a neural log u, exhaustive "
+                "Gaussian-mixture mode search, unbiased linearization; squared error only"
+            ),
+            factory=f"{_MODULE}.lower:SandwichLower",
+            extras=("torch",),
+            defaults={
+                "steps": 2000,
+                "k": 1024,
+                "lr": 2e-3,
+                "n_train": 50_000,
+                "hidden": 64,
+                "layers": 2,
+                "train_starts": 16,
+                "train_iterations": 20,
+                "eval_batches": 40,
+                "alpha_batches": 10,
+                "max_iterations": 2000,
+                "tolerance": 1e-6,
+                "device": "cpu",
+            },
+            profiles={
+                "smoke": {"steps": 200, "k": 256, "n_train": 4096, "eval_batches": 20, "alpha_batches": 5},
+                "paper": {"steps": 10_000, "k": 4096, "n_train": 200_000, "eval_batches": 100, "alpha_batches": 20},
+            },
+        ),
+    ]

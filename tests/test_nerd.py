@@ -1,0 +1,224 @@
+"""The ``nerd`` estimator: the slope solve, generators, storage, accuracy and the runner."""
+
+from __future__ import annotations
+
+import io
+import math
+import resource
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from click.testing import CliRunner  # noqa: E402
+
+from rdbench import Source, SquaredError  # noqa: E402
+from rdbench.cli import main  # noqa: E402
+from rdbench.registry import get_registry  # noqa: E402
+from rdbench.targets import Target  # noqa: E402
+from rdbench_plugins.nerd.dual import channel_stats, solve_beta  # noqa: E402
+from rdbench_plugins.nerd.estimator import NERD  # noqa: E402
+from rdbench_plugins.nerd.generators import ConvGenerator, FCGenerator, build_generator, generator_config  # noqa: E402
+from rdbench_plugins.nerd.storage import generator_bytes, load_generator  # noqa: E402
+
+#: Small budgets: each test trains in seconds on one core.
+FAST = {"n_train": 8192, "pairs": 2**17, "m_train_max": 4096, "n_eval": 1024, "n_eval_coarse": 16384,
+        "m_eval_max": 8192, "max_steps": 600, "window": 25, "anneal_steps": 50, "patience": 1}
+
+
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _gaussian(variances: list[float]) -> Source:
+    return get_registry().get("source", "gaussian").create({"variances": variances})
+
+
+def _dual(d: torch.Tensor, target: float, beta: torch.Tensor) -> torch.Tensor:
+    """beta D* - mean_i lme_i(beta) for one problem d (n, M) and slopes beta (G,)."""
+    return beta * target - channel_stats(d.expand(len(beta), *d.shape), beta).lme.mean(-1)
+
+
+@pytest.mark.parametrize("scale", [1e-3, 1.0, 1e4, 1e12])
+def test_beta_solve_matches_a_brute_force_grid(scale):
+    gen = torch.Generator().manual_seed(int(math.log10(scale) + 20))
+    offsets = torch.tensor([0.0, 1.0, 1e6], dtype=torch.float64)  # the last: huge distances, small spread
+    d = scale * (torch.rand(3, 40, 60, generator=gen, dtype=torch.float64) ** 2 + offsets[:, None, None])
+    d0, reachable = d.mean((-2, -1)), d.amin(-1).mean(-1)
+    targets = reachable + torch.tensor([0.02, 0.5, 0.97], dtype=torch.float64) * (d0 - reachable)
+    sol = solve_beta(d, targets, rtol=1e-10)
+    assert torch.isfinite(sol.beta).all() and bool(sol.converged.all()) and bool((sol.beta < 0).all())
+    assert torch.allclose(sol.distortion, targets, rtol=1e-9)
+    for k in range(3):  # the dual objective at the solution beats every point of a fine grid
+        spread = float(d0[k] - reachable[k])
+        grid = -torch.logspace(-6, 6, 3001, dtype=torch.float64) / spread
+        values = _dual(d[k], float(targets[k]), grid)
+        assert torch.isfinite(values).all()
+        best = values.argmax()
+        solved = _dual(d[k], float(targets[k]), sol.beta[k : k + 1])[0]
+        assert solved >= values[best] - 1e-9
+        assert float(sol.beta[k]) == pytest.approx(float(grid[best]), rel=0.02)
+        assert float(sol.rate[k]) == pytest.approx(float(solved), rel=1e-9, abs=1e-12)
+
+
+def test_beta_solve_edge_cases_and_warm_start():
+    d = torch.rand(2, 30, 50, generator=torch.Generator().manual_seed(0), dtype=torch.float64) * 1e300
+    slack = solve_beta(d, d.mean((-2, -1)) * 1.1)  # the constraint is inactive: beta* = 0
+    assert bool((slack.beta == 0).all()) and bool(slack.converged.all())
+    unreachable = solve_beta(d, d.amin(-1).mean(-1) * 0.5)
+    assert not bool(unreachable.converged.any()) and torch.isfinite(unreachable.beta).all()
+    assert torch.isfinite(unreachable.weights).all()
+    target = 0.5 * (d.mean((-2, -1)) + d.amin(-1).mean(-1))
+    cold = solve_beta(d, target, rtol=1e-8)
+    warm = solve_beta(d, target, cold.beta * 1.01, rtol=1e-8)
+    assert warm.iterations < cold.iterations and torch.allclose(warm.beta, cold.beta, rtol=1e-6)
+    single = solve_beta(d[0].float(), float(target[0]))  # float32 input, scalar target
+    assert float(single.beta) == pytest.approx(float(cold.beta[0]), rel=1e-3)
+
+
+def test_generators_follow_the_source_shape():
+    fc = build_generator(generator_config((20,)))
+    assert isinstance(fc, FCGenerator) and fc(torch.randn(5, 20)).shape == (5, 20)
+    assert build_generator(generator_config(())).forward(torch.randn(4, 1)).shape == (4,)
+    config = generator_config((3, 20, 24), channels=4)
+    conv = build_generator(config)
+    assert isinstance(conv, ConvGenerator) and config["latent_dim"] == 128
+    y = conv(torch.randn(6, 128))
+    assert y.shape == (6, 3, 20, 24) and float(y.min()) >= 0 and float(y.max()) <= 1
+    with pytest.raises(ValueError, match="shape"):
+        generator_config((2, 3))
+
+
+def test_generator_files_round_trip_without_unpickling(tmp_path):
+    config = generator_config((7,), latent_dim=5)
+    torch.manual_seed(0)
+    generator = build_generator(config)
+    blob = generator_bytes(generator, config, beta=-0.25)
+    (tmp_path / "g.pt").write_bytes(blob)
+    z = torch.randn(16, 5)
+    for source in (blob, tmp_path / "g.pt", str(tmp_path / "g.pt")):
+        loaded = load_generator(source, config)
+        assert torch.equal(loaded(z), generator(z).detach())
+    with pytest.raises(ValueError, match="differs"):
+        load_generator(blob, generator_config((7,)))
+    evil = io.BytesIO()
+    torch.save({"format": "rdbench-nerd-generator/1", "payload": Path("x")}, evil)  # not an allowed type
+    with pytest.raises(ValueError, match="not a NERD generator file"):
+        load_generator(evil.getvalue())
+
+
+def test_two_dimensional_gaussian_is_within_a_tenth_of_a_bit():
+    torch.set_num_threads(1)
+    source = _gaussian([1.0, 0.3])
+    targets = [Target.parse(t).resolve(source) for t in ("R=1", "R=2")]
+    c0 = _cpu_seconds()
+    points = NERD(**FAST).curve(source, targets, seed=0)
+    assert _cpu_seconds() - c0 < 60
+    for target, point in zip(targets, points):
+        assert point.bound == "estimate" and point.rate_ceiling_bits == pytest.approx(math.log2(point.details["m"]))
+        assert point.distortion == pytest.approx(target.distortion, rel=2e-3)
+        assert abs(point.rate_bits - source.rate_distortion(point.distortion)) < 0.1
+        assert point.details["beta"] < 0 and point.details["slope_bits"] > 0
+
+
+class ShiftedGaussian(Source):
+    """N(mean, diag(variances)): a source whose mean is not 0."""
+
+    shape = (2,)
+    distortion = SquaredError()
+    mean = np.array([3.0, -1.0])
+    variances = np.array([1.0, 0.4])
+
+    def sample(self, n: int, seed: int, split: str = "train") -> np.ndarray:
+        return self.mean + np.sqrt(self.variances) * self.rng(seed, split).standard_normal((n, 2))
+
+    @property
+    def d_max(self) -> float:
+        return float(self.variances.sum())
+
+
+def test_curve_decreases_and_the_generator_collapses_to_the_mean_at_zero_rate():
+    torch.set_num_threads(1)
+    source = ShiftedGaussian()
+    targets = [Target.parse(t).resolve(source) for t in ("D/Dmax=0.998", "D/Dmax=0.3", "D/Dmax=0.6")]
+    points = NERD(**FAST).curve(source, targets, seed=1)
+    rates = [p.rate_bits for p in points]
+    assert rates[1] > rates[2] > rates[0]
+    assert rates[0] < 0.05 and points[0].distortion == pytest.approx(source.d_max, rel=0.01)  # D -> D_max
+    generator = load_generator(points[0].artifacts["generator.pt"], points[0].details["generator"])
+    with torch.no_grad():
+        y = generator(torch.randn(4096, 2)).double().numpy()
+    assert np.allclose(y.mean(0), source.mean, atol=0.05)  # Fig. 4: the mean image
+    assert y.var(0).sum() < 0.02 * source.d_max
+
+
+def test_same_seed_same_numbers_and_weights():
+    torch.set_num_threads(1)
+    source = _gaussian([1.0, 0.5, 0.2])
+    target = Target.parse("R=1.5").resolve(source)
+    settings = {**FAST, "max_steps": 100}
+    a, b = (NERD(**settings).estimate(source, target, seed=3)[0] for _ in range(2))
+    assert (a.rate_bits, a.distortion) == (b.rate_bits, b.distortion)
+    assert a.artifacts["generator.pt"] == b.artifacts["generator.pt"]
+    c = NERD(**settings).estimate(source, target, seed=4)[0]
+    assert c.rate_bits != a.rate_bits
+
+
+class RandomImages(Source):
+    """Uniform random 1 x 20 x 24 images in [0, 1], squared error."""
+
+    shape = (1, 20, 24)
+    distortion = SquaredError()
+
+    def sample(self, n: int, seed: int, split: str = "train") -> np.ndarray:
+        return self.rng(seed, split).random((n, *self.shape))
+
+
+def test_image_sources_get_the_convolutional_generator():
+    torch.set_num_threads(1)
+    settings = {**FAST, "channels": 4, "n_train": 512, "pairs": 2**14, "m_train_max": 1024, "max_steps": 40,
+                "n_eval": 64, "n_eval_coarse": 256, "m_eval_max": 1024}
+    point = NERD(**settings).estimate(RandomImages(), Target.parse("D=30").resolve(RandomImages()), seed=0)[0]
+    assert point.details["generator"]["kind"] == "conv" and point.details["generator"]["channels"] == 4
+    assert point.rate_bits >= 0 and point.distortion > 0 and point.rate_ceiling_bits == 10
+    generator = load_generator(point.artifacts["generator.pt"])
+    assert generator(torch.randn(3, 128)).shape == (3, 1, 20, 24)
+
+
+def test_slope_targets_use_the_lagrangian_form():
+    torch.set_num_threads(1)
+    source = _gaussian([1.0, 0.3])
+    # slope 1 bit per unit distortion: water level lambda = log2(e) / 2, one component active
+    point = NERD(**FAST).estimate(source, Target.parse("slope=1"), seed=0)[0]
+    assert point.details["form"] == "slope" and point.details["beta"] == pytest.approx(-math.log(2))
+    assert point.distortion == pytest.approx(0.3 + math.log2(math.e) / 2, rel=0.05)
+    assert abs(point.rate_bits - source.rate_distortion(point.distortion)) < 0.1
+
+
+def test_distortions_that_are_not_differentiable_are_refused():
+    source = get_registry().get("source", "bernoulli").create({})
+    with pytest.raises(ValueError, match="differentiable"):
+        NERD(**FAST).estimate(source, Target.parse("R=0.3").resolve(source), seed=0)
+    with pytest.raises(ValueError, match="max_steps"):
+        NERD(max_steps=0)
+
+
+def test_rdbench_run_end_to_end(tmp_path):
+    out = tmp_path / "out"
+    result = CliRunner().invoke(
+        main,
+        ["run", "--sources", "gaussian-m20", "--estimators", "nerd", "--codecs", "none", "--profile", "smoke",
+         "--executor", "serial", "--no-progress", "--out", str(out)],
+    )
+    assert result.exit_code == 0, result.output
+    table = pd.read_parquet(out / "leaderboard.parquet")
+    rows = table[table["method"] == "nerd"]
+    assert len(rows) == 2 and (rows["status"] == "ok").all() and (rows["bound"] == "estimate").all()
+    assert rows["rate_ceiling_bits"].notna().all() and rows["near_ceiling"].notna().all()
+    assert (rows["rate_gap_bits"].abs() < 1.0).all()  # the smoke budget is small, not absurd
+    stored = sorted(p.name for p in (out / "artifacts").rglob("*generator.pt"))
+    assert len(stored) == 2

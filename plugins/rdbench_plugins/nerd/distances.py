@@ -18,8 +18,8 @@ Pairwise = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
 def squared_error(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     """x (n, k), y (M, k) -> (n, M): ||x_i - y_j||^2 through one matrix product."""
-    d = torch.addmm((y * y).sum(1)[None, :], x, y.T, alpha=-2.0) + (x * x).sum(1, keepdim=True)
-    return d.clamp_min(0.0)  # rounding can leave tiny negatives
+    d = torch.addmm((y * y).sum(1)[None, :], x, y.T, alpha=-2.0)
+    return d.add_((x * x).sum(1, keepdim=True)).clamp_min_(0.0)  # rounding can leave tiny negatives
 
 
 def absolute_error(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

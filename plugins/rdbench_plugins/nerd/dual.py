@@ -18,8 +18,9 @@ safeguarded by bisection. At any beta the channel's rate is
 ``beta D(beta) - mean_i lme_i = mean_i KL(w_i || uniform)``, between 0 and log M.
 
 Exponentials are taken relative to each row's nearest reproduction, exp(beta (d_ij - min_j d_ij))
-in (0, 1], so nothing underflows however large the distances; the sums over reproductions
-and every per-row statistic are float64 whatever the dtype of ``d``.
+in [0, 1], so nothing overflows or loses the row however large the distances (terms below
+exp(-70) relative to the largest are dropped); the sums over reproductions and every per-row
+statistic are float64 whatever the dtype of ``d``.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 import torch
+from torch import nn
 
 #: Largest Newton move in u = log(-beta) per iteration (a factor e^2 on beta).
 MAX_LOG_STEP = 2.0
@@ -37,6 +39,9 @@ MAX_LOG_STEP = 2.0
 BRACKET_TOL = 1e-10
 #: |beta| stays within these multiples of 1 / scale (scale: a typical distance, e.g. D(0)).
 BETA_RANGE = (1e-12, 1e8)
+#: Terms exp(beta (d_ij - min_j d_ij)) below exp(this) are dropped (relative weight < 4e-31);
+#: computing them would produce float32 subnormals, which are an order of magnitude slower.
+NEGLIGIBLE_EXPONENT = -70.0
 
 P = TypeVar("P")
 
@@ -60,16 +65,38 @@ class ChannelStats:
         return beta[..., None] * self.distortion - self.lme
 
 
-def channel_stats(d: torch.Tensor, beta: torch.Tensor) -> ChannelStats:
+class Workspace:
+    """Two reusable buffers of the distances' shape for :func:`channel_stats`.
+
+    Fresh multi-megabyte allocations (page faults) cost more than the arithmetic on them,
+    so repeated evaluations on same-shaped distances (Newton iterations, training steps,
+    read-out chunks) share one workspace. The returned weights live in it until the next use.
+    """
+
+    def __init__(self) -> None:
+        self._buffers: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def buffers(self, d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        b = self._buffers
+        if b is None or b[0].shape != d.shape or b[0].dtype != d.dtype or b[0].device != d.device:
+            b = self._buffers = (torch.empty_like(d, memory_format=torch.contiguous_format),
+                                 torch.empty_like(d, memory_format=torch.contiguous_format))
+        return b
+
+
+def channel_stats(d: torch.Tensor, beta: torch.Tensor, workspace: Workspace | None = None) -> ChannelStats:
     """:class:`ChannelStats` of distances d (..., n, M) at slopes beta (...,), beta <= 0."""
     beta = beta.to(torch.float64)
+    shifted, w = (workspace or Workspace()).buffers(d)
     nearest = d.amin(-1, keepdim=True)
-    shifted = d - nearest
-    e = torch.exp(shifted * beta.to(d.dtype)[..., None, None])  # in (0, 1]; 1 at the nearest y
-    total = e.sum(-1, dtype=torch.float64)  # >= 1
-    w = e / total.to(d.dtype)[..., None]
+    torch.sub(d, nearest, out=shifted)
+    torch.mul(shifted, beta.to(d.dtype)[..., None, None], out=w)
+    nn.functional.threshold_(w, NEGLIGIBLE_EXPONENT, -math.inf)  # exactly 0: no slow subnormals
+    w.exp_()  # in [0, 1]; 1 at the nearest y
+    total = w.sum(-1, dtype=torch.float64)  # >= 1
+    w.div_(total.to(d.dtype)[..., None])
     m1 = torch.linalg.vecdot(w, shifted).to(torch.float64)
-    m2 = torch.linalg.vecdot(w * shifted, shifted).to(torch.float64)
+    m2 = torch.linalg.vecdot(w, shifted.square_()).to(torch.float64)
     near = nearest.squeeze(-1).to(torch.float64)
     lme = beta[..., None] * near + torch.log(total) - math.log(d.shape[-1])
     return ChannelStats(lme, near + m1, (m2 - m1 * m1).clamp_min(0.0), w)
@@ -158,13 +185,16 @@ def solve_beta(
     *,
     rtol: float = 1e-4,
     max_iter: int = 50,
+    workspace: Workspace | None = None,
 ) -> BetaSolution:
     """Solve sup_{beta <= 0} beta D* - mean_i lme_i(beta) for each problem of d (..., n, M).
 
     target: D* (broadcast to d.shape[:-2]). beta0: a warm start, e.g. the previous training
     step's slope; without it the first guess is the Newton step from beta = 0,
     (D* - D(0)) / V(0). Problems with D* >= D(0) = mean d get beta = 0 exactly.
+    workspace: buffers to reuse (the returned weights live in it).
     """
+    workspace = workspace or Workspace()
     d = d.detach()
     batch = d.shape[:-2]
     target_t = torch.as_tensor(target, dtype=torch.float64, device=d.device).expand(batch)
@@ -177,7 +207,7 @@ def solve_beta(
     guess = torch.where(target_t >= d0, torch.zeros_like(guess), guess.clamp_max(-1e-300))
 
     def evaluate(beta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, ChannelStats]:
-        stats = channel_stats(d, beta)
+        stats = channel_stats(d, beta, workspace)
         return stats.distortion.mean(-1), stats.variance.mean(-1), stats
 
     result = newton_beta(evaluate, target_t, guess, d0.clamp_min(1e-300), rtol=rtol, max_iter=max_iter)

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from rdbench_plugins.nerd.dual import channel_stats, newton_beta
+from rdbench_plugins.nerd.dual import Workspace, channel_stats, newton_beta
 from rdbench_plugins.nerd.distances import Pairwise
 
 LN2 = math.log(2.0)
@@ -108,13 +108,16 @@ def read_out(
     y = torch.cat([generator(part).reshape(len(part), -1) for part in torch.split(z, 4096)])
     yc = y[:m_coarse]
 
+    spaces = [Workspace() for _ in range(3)]
+
     def evaluate(b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, tuple[float, float, float]]:
-        coarse = [channel_stats(pairwise(xc, yc), b) for xc in _row_chunks(x_coarse, m_coarse, settings.chunk_pairs)]
+        coarse = [channel_stats(pairwise(xc, yc), b, spaces[0])
+                  for xc in _row_chunks(x_coarse, m_coarse, settings.chunk_pairs)]
         fine, fine_c = [], []
         for xf in _row_chunks(x_fine, len(y), settings.chunk_pairs):
             d = pairwise(xf, y)
-            fine.append(channel_stats(d, b))
-            fine_c.append(channel_stats(d[:, :m_coarse], b))
+            fine.append(channel_stats(d, b, spaces[1]))
+            fine_c.append(channel_stats(d[:, :m_coarse], b, spaces[2]))
 
         def level(stats: list, name: str) -> torch.Tensor:
             return torch.cat([getattr(s, name) for s in stats])

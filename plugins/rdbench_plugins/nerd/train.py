@@ -28,12 +28,10 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from rdbench_plugins.nerd.dual import channel_stats, solve_beta
+from rdbench_plugins.nerd.dual import Workspace, channel_stats, solve_beta
 from rdbench_plugins.nerd.distances import Pairwise
 
 LN2 = math.log(2.0)
-import os
-SMOOTH = float(os.environ.get('SMOOTH', '0'))
 
 
 @dataclass(frozen=True)
@@ -102,6 +100,7 @@ class Trainer:
         self.pairwise = pairwise
         self.settings = settings
         self.rng = rng
+        self.workspace = Workspace()
 
     def _batch(self, b: int, m: int) -> tuple[torch.Tensor, torch.Tensor]:
         """(x (b, k), z (m, latent_dim)), both on the pool's device."""
@@ -119,12 +118,12 @@ class Trainer:
         """(beta, weights) for a batch: solved for ``distortion`` (warm start ``beta``), or at ``beta``."""
         if distortion is None:
             assert beta is not None
-            return beta, channel_stats(d, beta).weights
-        sol = solve_beta(d, distortion, beta, rtol=self.settings.beta_rtol)
+            return beta, channel_stats(d, beta, self.workspace).weights
+        sol = solve_beta(d, distortion, beta, rtol=self.settings.beta_rtol, workspace=self.workspace)
         if not bool(sol.converged) and distortion < float(d.amin(-1).mean()):
             # below what this batch can reach: aim between that and the uniform channel
             reachable = 0.5 * (float(d.amin(-1).mean()) + float(d.mean()))
-            sol = solve_beta(d, reachable, rtol=self.settings.beta_rtol)
+            sol = solve_beta(d, reachable, rtol=self.settings.beta_rtol, workspace=self.workspace)
         return sol.beta, sol.weights
 
     @torch.no_grad()
@@ -134,9 +133,10 @@ class Trainer:
         """(objective, rate) in bits on a fixed batch: the rate at D*, or -mean lme at the fixed beta."""
         d = self._distances(x, z, generator)
         if distortion is None:
-            stats = channel_stats(d, beta)
+            stats = channel_stats(d, beta, self.workspace)
             return float(-stats.lme.mean()) / LN2, float(stats.rate(beta).mean()) / LN2
-        rate = float(solve_beta(d, distortion, beta, rtol=self.settings.beta_rtol).rate) / LN2
+        sol = solve_beta(d, distortion, beta, rtol=self.settings.beta_rtol, workspace=self.workspace)
+        rate = float(sol.rate) / LN2
         return rate, rate
 
     def run(
@@ -169,7 +169,6 @@ class Trainer:
         validation = self._batch(*shape)
         rate_bits, converged = rate_guess_bits, False
         betas: list[float] = []
-        beta_s = None
         while steps < s.max_steps:
             x, z = self._batch(*shape)
             d = self._distances(x, z)
@@ -178,16 +177,11 @@ class Trainer:
             value = goal + (begin - goal) * max(0.0, 1.0 - steps / s.anneal_steps)
             if beta is None:
                 beta_t, weights = self._slope(d.detach(), value, beta_t)
-                if SMOOTH:
-                    beta_s = beta_t if beta_s is None else SMOOTH * beta_s + (1 - SMOOTH) * beta_t
-                    weights = channel_stats(d.detach(), beta_s).weights
-                    beta_t_used = beta_s
             else:
                 beta_t = torch.tensor(value, dtype=torch.float64)
                 beta_t, weights = self._slope(d.detach(), None, beta_t)
             betas.append(float(beta_t))
-            bu = beta_s if (SMOOTH and beta is None) else beta_t
-            loss = -(bu.to(d.dtype) / len(x)) * (weights * d).sum()
+            loss = -(beta_t.to(d.dtype) / len(x)) * (weights * d).sum()
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -123,10 +123,13 @@ class NERD(Estimator):
         order = sorted(range(len(resolved)), key=lambda i: _rate_order(resolved[i]))
         points: dict[int, RDPoint] = {}
         previous: RDPoint | None = None
+        d_max = float(pairwise(pool.double(), pool.double().mean(0, keepdim=True)).mean())
         for i in order:
             target = resolved[i]
-            if previous is None and isinstance(generator, FCGenerator):
-                _init_affine(generator, pool, pairwise, target)
+            if isinstance(generator, FCGenerator) and previous is None:
+                _init_affine(generator, pool, _variance_share(target, d_max))
+            elif isinstance(generator, FCGenerator) and target.distortion is not None:
+                _shrink(generator, config["latent_dim"], target.distortion, previous.distortion, d_max, rng)
             settings = self.train_settings if previous is None else self.warm_settings
             trainer = Trainer(generator, config["latent_dim"], pool, pairwise, settings, rng)
             guess = _rate_guess(target, previous)
@@ -216,22 +219,39 @@ def _rate_guess(target: Target, previous: RDPoint | None) -> float:
     return 0.0 if previous is None else previous.rate_bits
 
 
-@torch.no_grad()
-def _init_affine(generator: FCGenerator, pool: torch.Tensor, pairwise: Any, target: Target) -> None:
-    """Start G as mean + c Sigma^(1/2) z: the source's mean and principal axes, shrunk by c.
+def _variance_share(target: Target, d_max: float) -> float:
+    """The share of the source's variance an isotropic Gaussian's Q_Y keeps at the target.
 
-    c^2 = 1 - D*/D_max (D_max estimated as the distortion of reproducing every sample by
-    the mean): the share of variance an isotropic Gaussian source keeps at D*. In the
-    Lagrangian form c^2 = :data:`LAGRANGIAN_START_SHARE`.
+    1 - D*/D_max for a distortion target; :data:`LAGRANGIAN_START_SHARE` for a slope.
     """
+    if target.distortion is None:
+        return LAGRANGIAN_START_SHARE
+    return min(max(1.0 - target.distortion / d_max, 0.01), 1.0)
+
+
+@torch.no_grad()
+def _init_affine(generator: FCGenerator, pool: torch.Tensor, share: float) -> None:
+    """Start G as mean + c Sigma^(1/2) z, c^2 = share: the source's mean and principal axes, shrunk."""
     x = pool.to(torch.float64)
-    mean = x.mean(0)
     eigenvalues, eigenvectors = torch.linalg.eigh(torch.cov(x.T).reshape(x.shape[1], x.shape[1]))
     order = torch.argsort(eigenvalues, descending=True)
     axes = eigenvectors[:, order] * eigenvalues[order].clamp_min(0).sqrt()
-    if target.distortion is None:
-        share = LAGRANGIAN_START_SHARE
-    else:
-        d_max = float(pairwise(x, mean[None, :]).mean())
-        share = min(max(1.0 - target.distortion / d_max, 0.01), 1.0)
-    generator.init_affine(mean.float(), (math.sqrt(share) * axes).float())
+    generator.init_affine(x.mean(0).float(), (math.sqrt(share) * axes).float())
+
+
+@torch.no_grad()
+def _shrink(
+    generator: FCGenerator, latent_dim: int, distortion: float, previous: float, d_max: float, rng: torch.Generator
+) -> None:
+    """Warm start for a lower rate: shrink Q_Y about its mean by the Gaussian ratio.
+
+    An isotropic Gaussian's Q_Y has total variance D_max - D, so moving from the neighbour's
+    D to this target's scales it by (D_max - D) / (D_max - D_prev). Shrinking by hand is
+    exact and free; gradient steps would take hundreds of small steps to do the same.
+    """
+    if distortion <= previous or previous >= d_max:
+        return
+    share = max(d_max - distortion, 0.0) / (d_max - previous)
+    z = torch.randn(8192, latent_dim, generator=rng).to(next(generator.parameters()).device)
+    center = generator(z).reshape(len(z), -1).mean(0)
+    generator.shrink(math.sqrt(max(share, 1e-4)), center)

@@ -88,6 +88,14 @@ class FCGenerator(nn.Module):
         out.bias.copy_(mean - out.weight.sum(1) * self.RELU_MARGIN)
 
 
+    @torch.no_grad()
+    def shrink(self, factor: float, center: torch.Tensor) -> None:
+        """Make the output distribution center + factor (G(z) - center); center (m,)."""
+        out = self.net[4]
+        out.weight.mul_(factor)
+        out.bias.mul_(factor).add_((1.0 - factor) * center)
+
+
 class ConvGenerator(nn.Module):
     """z (B, latent_dim) -> y (B, C, H, W) in [0, 1]."""
 

@@ -9,9 +9,18 @@ from pathlib import Path
 
 import click
 
-from rdbench.registry import KINDS, PluginError, Registry, get_registry
+from rdbench.data import ENV as DATA_ENV
+from rdbench.data import DataError, Dataset
+from rdbench.data import data_dir as resolve_data_dir
+from rdbench.registry import KINDS, Entry, PluginError, Registry, get_registry
 
 KIND_OF = {"sources": "source", "estimators": "estimator", "codecs": "codec"}
+_DATA_DIR = click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help=f"Data directory of real-data sources (default: ${DATA_ENV}, else ~/.cache/rdbench).",
+)
 
 
 def _registry(ctx: click.Context) -> Registry:
@@ -61,6 +70,7 @@ def main(strict_plugins: bool) -> None:
 @click.option("--set", "settings", multiple=True, metavar="NAME.KEY=VALUE", help="Override a setting, e.g. blahut-arimoto.n_samples=500.")
 @click.option("--device", default=None, help="Torch device for neural methods: cpu (default), cuda, cuda:1.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
+@_DATA_DIR
 @click.pass_context
 def run(
     ctx: click.Context,
@@ -78,6 +88,7 @@ def run(
     settings: tuple[str, ...],
     device: str | None,
     no_progress: bool,
+    data_dir: Path | None,
 ) -> None:
     """Evaluate estimators and codecs on sources; write OUT/leaderboard.parquet and OUT/plots/."""
     from rdbench.executors import make_executor
@@ -86,22 +97,19 @@ def run(
     from rdbench.store import ResultStore
     from rdbench.targets import TargetError
 
+    if data_dir is not None:  # worker processes read the environment
+        os.environ[DATA_ENV] = str(data_dir.expanduser().absolute())
     registry = _registry(ctx)
     try:
         seed_list = [int(s) for s in seeds.split(",") if s.strip()]
     except ValueError:
         raise click.BadParameter(f"{seeds!r}: seeds must be comma-separated integers", param_hint="--seeds") from None
     try:
-        chosen = {kind: registry.select(KIND_OF[kind], spec) for kind, spec in
+        unavailable: list[tuple[Entry, str]] = []
+        chosen = {kind: registry.select(KIND_OF[kind], spec, skipped=unavailable) for kind, spec in
                   (("sources", sources), ("estimators", estimators), ("codecs", codecs))}
-        for entry in (e for group in chosen.values() for e in group):
-            if not entry.available:
-                raise PluginError(f"{entry.kind} {entry.name!r} is unavailable: it needs {', '.join(entry.missing)}; {entry.install_hint()}")
-        for kind, spec in (("estimators", estimators), ("codecs", codecs), ("sources", sources)):
-            if spec.strip() == "all":
-                skipped = [e for e in registry.entries(KIND_OF[kind]).values() if not e.available]
-                for e in skipped:
-                    click.echo(f"note: skipping {e.kind} {e.name!r} (needs {', '.join(e.missing)}; {e.install_hint()})", err=True)
+        for entry, reason in unavailable:
+            click.echo(f"note: skipping {entry.kind} {entry.name!r}: {reason}", err=True)
         skipped: list[tuple[str, str]] = []
         specs = plan(
             registry,
@@ -187,6 +195,58 @@ def report(out: Path) -> None:
 
     path, figures = build_report(out)
     click.echo(f"leaderboard: {path}\nplots: {', '.join(str(f) for f in figures)}")
+
+
+@main.group()
+def data() -> None:
+    """Data files of real-data sources: their status, and fetching them (never silently)."""
+
+
+def _datasets(ctx: click.Context) -> dict[str, tuple[Dataset, list[str]]]:
+    """Every dataset a registered source declares, with the names of those sources."""
+    found: dict[str, tuple[Dataset, list[str]]] = {}
+    for entry in _registry(ctx).entries("source").values():
+        if entry.record.data is not None:
+            found.setdefault(entry.record.data.name, (entry.record.data, []))[1].append(entry.name)
+    return found
+
+
+@data.command("list")
+@_DATA_DIR
+@click.pass_context
+def data_list(ctx: click.Context, data_dir: Path | None) -> None:
+    """Each dataset's files in the data directory: verified, missing or wrong."""
+    click.echo(f"data directory: {resolve_data_dir(data_dir)} (set by --data-dir or ${DATA_ENV})")
+    for name, (dataset, users) in sorted(_datasets(ctx).items()):
+        checks = dataset.check(data_dir)
+        ready = all(c.state == "verified" for c in checks)
+        hint = "ready" if ready else f"run `{dataset.download_command(data_dir)}`"
+        about = "; ".join([f"sources: {', '.join(users)}", *([dataset.homepage] if dataset.homepage else [])])
+        click.echo(f"{name}: {hint} ({about})")
+        for c in checks:
+            click.echo(f"  {c.file.name:<28} {c.file.size:>12,} B  {c.state}")
+
+
+@data.command("download")
+@click.argument("names", nargs=-1, required=True)
+@_DATA_DIR
+@click.option("--url-base", default=None, help="Fetch URL_BASE/<file name> instead of the official URLs (a mirror).")
+@click.option("--no-progress", is_flag=True, help="Hide the progress bars.")
+@click.pass_context
+def data_download(ctx: click.Context, names: tuple[str, ...], data_dir: Path | None, url_base: str | None, no_progress: bool) -> None:
+    """Fetch the files of datasets NAMES ('all' for every one), verify their SHA-256, place them atomically."""
+    from rdbench.download import download
+
+    known = _datasets(ctx)
+    wanted = sorted(known) if names == ("all",) else list(dict.fromkeys(names))
+    unknown = [n for n in wanted if n not in known]
+    if unknown:
+        raise click.ClickException(f"no dataset named {', '.join(map(repr, unknown))}; known datasets: {', '.join(sorted(known)) or '(none)'}")
+    for name in wanted:
+        try:
+            download(known[name][0], data_dir, url_base=url_base, progress=not no_progress, log=click.echo)
+        except DataError as exc:
+            raise click.ClickException(str(exc)) from None
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -47,6 +47,13 @@ class Source(ABC):
     Subclasses set :attr:`shape` and :attr:`distortion` and implement :meth:`sample`.
     Sources whose R(D) is known in closed form override :meth:`rate_distortion` and
     :attr:`d_max`; finite sources also return a :class:`DiscreteModel`.
+
+    Real-data sources declare the files they read on their record
+    (``PluginRecord.data``, an :class:`rdbench.data.Dataset`): ``--sources all`` then
+    skips such a source while a file is missing or fails its checksum, saying why, and
+    naming it explicitly is an error. The source itself opens its files through
+    :meth:`rdbench.data.Dataset.locate` (which verifies them) and raises
+    :class:`rdbench.data.DataError` for a file it cannot parse; it never downloads.
     """
 
     #: Shape of one realization: ``()`` scalar, ``(m,)`` vector, ``(C, H, W)`` image.

@@ -8,6 +8,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from rdbench.data import Dataset
+
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 PROFILES: tuple[str, ...] = ("smoke", "default", "paper")
 
@@ -32,6 +34,9 @@ class PluginRecord:
         measure; for an estimator or codec, the measures it handles. Empty means any. The
         runner pairs a source with a method only when their measures meet, so
         ``--sources all`` never plans a cell that cannot work.
+    data: sources that read files: the :class:`~rdbench.data.Dataset` they need (names,
+        sizes, SHA-256, URLs). ``rdbench data`` lists and fetches it; ``--sources all``
+        skips the source while a file is missing or wrong, and naming it is an error.
     """
 
     name: str
@@ -43,6 +48,7 @@ class PluginRecord:
     profiles: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     targets: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     distortions: tuple[str, ...] = ()
+    data: Dataset | None = None
 
     def validate(self) -> None:
         """Raise ValueError naming the first malformed field."""
@@ -57,6 +63,10 @@ class PluginRecord:
             raise ValueError(f"record {self.name!r}: extras must be a tuple of strings")
         if not isinstance(self.distortions, tuple) or not all(isinstance(d, str) for d in self.distortions):
             raise ValueError(f"record {self.name!r}: distortions must be a tuple of strings")
+        if self.data is not None:
+            if not isinstance(self.data, Dataset):
+                raise ValueError(f"record {self.name!r}: data must be an rdbench.data.Dataset")
+            self.data.validate()
         if not isinstance(self.defaults, Mapping):
             raise ValueError(f"record {self.name!r}: defaults must be a mapping")
         for key, table in (("profiles", self.profiles), ("targets", self.targets)):

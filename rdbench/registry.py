@@ -100,13 +100,17 @@ class Entry:
         extras = ",".join(self.record.extras)
         return f"pip install '{self.plugin.distribution}[{extras}]'"
 
+    def unavailable_reason(self) -> str | None:
+        """Why this cannot run here, or None: missing requirements of its extras, or a
+        data file of its record's dataset that is missing or fails verification."""
+        if self.missing:
+            return f"needs {', '.join(self.missing)}; install it with {self.install_hint()}"
+        return None if self.record.data is None else self.record.data.problem()
+
     def create(self, settings: Mapping[str, Any]) -> Any:
         """Import the factory and build the object with ``settings`` as keyword arguments."""
         if self.missing:
-            raise PluginError(
-                f"{self.kind} {self.name!r} needs {', '.join(self.missing)}; install it with "
-                f"{self.install_hint()}"
-            )
+            raise PluginError(f"{self.kind} {self.name!r} {self.unavailable_reason()}")
         return self.record.load()(**settings)
 
 
@@ -258,11 +262,10 @@ class Registry:
         return entries
 
     # -- lookup --------------------------------------------------------------------
-    def entries(self, kind: str, *, available_only: bool = False) -> dict[str, Entry]:
+    def entries(self, kind: str) -> dict[str, Entry]:
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-        items = self._entries[kind]
-        return {n: e for n, e in sorted(items.items()) if e.available or not available_only}
+        return dict(sorted(self._entries[kind].items()))
 
     def get(self, kind: str, name: str) -> Entry:
         """The entry called ``name``, or a PluginError that says what exists."""
@@ -279,8 +282,15 @@ class Registry:
             msg += " Skipped plugins: " + ", ".join(f"{p.name} ({p.status})" for p in broken) + "."
         raise PluginError(msg)
 
-    def select(self, kind: str, spec: str | Iterable[str] | None) -> list[Entry]:
-        """Resolve ``all``, ``none``, a comma list or an iterable of names."""
+    def select(
+        self, kind: str, spec: str | Iterable[str] | None, skipped: list[tuple[Entry, str]] | None = None
+    ) -> list[Entry]:
+        """Resolve ``all``, ``none``, a comma list or an iterable of names.
+
+        ``all`` is every entry that can run here (see :meth:`Entry.unavailable_reason`);
+        the others are appended to ``skipped`` with their reason. A name given explicitly
+        that cannot run here is a PluginError saying why.
+        """
         if spec is None:
             return []
         names = [s.strip() for s in spec.split(",")] if isinstance(spec, str) else list(spec)
@@ -288,8 +298,20 @@ class Registry:
         if names in (["none"], []):
             return []
         if names == ["all"]:
-            return list(self.entries(kind, available_only=True).values())
-        return [self.get(kind, n) for n in dict.fromkeys(names)]
+            chosen = []
+            for entry in self.entries(kind).values():
+                reason = entry.unavailable_reason()
+                if reason is None:
+                    chosen.append(entry)
+                elif skipped is not None:
+                    skipped.append((entry, reason))
+            return chosen
+        chosen = [self.get(kind, n) for n in dict.fromkeys(names)]
+        for entry in chosen:
+            reason = entry.unavailable_reason()
+            if reason is not None:
+                raise PluginError(f"{kind} {entry.name!r} is unavailable: {reason}")
+        return chosen
 
     @property
     def problems(self) -> list[PluginInfo]:

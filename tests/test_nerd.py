@@ -174,6 +174,17 @@ def test_same_seed_same_numbers_and_weights():
     assert c.rate_bits != a.rate_bits
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_matches_the_exact_rate():
+    source = _gaussian([1.0, 0.3])
+    target = Target.parse("R=1.5").resolve(source)
+    point = NERD(**{**FAST, "device": "cuda"}).estimate(source, target, seed=0)[0]
+    assert point.details["device"].startswith("cuda")
+    assert abs(point.rate_bits - source.rate_distortion(point.distortion)) < 0.1
+    load_generator(point.artifacts["generator.pt"], point.details["generator"])  # weights saved on the CPU
+
+
 class RandomImages(Source):
     """Uniform random 1 x 20 x 24 images in [0, 1], squared error."""
 

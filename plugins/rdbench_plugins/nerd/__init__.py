@@ -21,6 +21,7 @@ def rdbench_estimators() -> list[PluginRecord]:
             ),
             factory="rdbench_plugins.nerd.estimator:NERD",
             extras=("torch",),
+            distortions=("squared_error", "absolute_error"),
             defaults={
                 "device": "cpu",
                 "n_train": 65536,

@@ -1,0 +1,57 @@
+"""Built-in plugin ``datasets``: real images, squared error summed over pixels.
+
+``mnist``, ``fashion-mnist`` and ``svhn`` read the official files from the data directory
+(``rdbench data download NAME`` fetches them; their SHA-256 is verified); ``digits``
+(scikit-learn's 8 x 8 digits, the ``sklearn`` extra) needs no download. This module only
+declares the records; the sources live in :mod:`.sources`.
+"""
+
+from __future__ import annotations
+
+from rdbench import PluginRecord, hookimpl
+
+from rdbench_plugins.datasets.catalog import FASHION_MNIST, MNIST, SVHN
+
+_MODULE = "rdbench_plugins.datasets.sources"
+_TARGETS = {
+    "smoke": ("D/Dmax=0.3", "D/Dmax=0.6"),
+    "default": ("D/Dmax=0.2", "D/Dmax=0.4", "D/Dmax=0.6"),
+    "paper": ("D/Dmax=0.1", "D/Dmax=0.2", "D/Dmax=0.3", "D/Dmax=0.4", "D/Dmax=0.6", "D/Dmax=0.8"),
+}
+
+
+@hookimpl
+def rdbench_sources() -> list[PluginRecord]:
+    common = {"targets": _TARGETS, "distortions": ("squared_error",)}
+    return [
+        PluginRecord(
+            name="mnist",
+            summary="MNIST, 1x32x32 in [0, 1] (28x28 resized as in the paper; size=28: native), squared error; `rdbench data download mnist`",
+            factory=f"{_MODULE}:mnist",
+            defaults={"size": 32},
+            data=MNIST,
+            **common,
+        ),
+        PluginRecord(
+            name="fashion-mnist",
+            summary="Fashion-MNIST, 1x32x32 in [0, 1] (as mnist), squared error; `rdbench data download fashion-mnist`",
+            factory=f"{_MODULE}:fashion_mnist",
+            defaults={"size": 32},
+            data=FASHION_MNIST,
+            **common,
+        ),
+        PluginRecord(
+            name="svhn",
+            summary="SVHN cropped digits, 3x32x32 RGB in [0, 1], squared error; `rdbench data download svhn`",
+            factory=f"{_MODULE}:svhn",
+            data=SVHN,
+            **common,
+        ),
+        PluginRecord(
+            name="digits",
+            summary="scikit-learn's 8x8 handwritten digits (1,797), 1x8x8 in [0, 1], squared error; no download",
+            factory=f"{_MODULE}:digits",
+            extras=("sklearn",),
+            **common,
+        ),
+    ]

@@ -110,7 +110,7 @@ def run(
                   (("sources", sources), ("estimators", estimators), ("codecs", codecs))}
         for entry, reason in unavailable:
             click.echo(f"note: skipping {entry.kind} {entry.name!r}: {reason}", err=True)
-        skipped: list[tuple[str, str]] = []
+        skipped: list[tuple[str, str, str]] = []
         specs = plan(
             registry,
             chosen["sources"],
@@ -125,8 +125,8 @@ def run(
     except (PluginError, PlanError, TargetError) as exc:
         raise click.ClickException(str(exc)) from None
 
-    for source_name, method_name in skipped:
-        click.echo(f"note: {method_name!r} does not handle the distortion measure of {source_name!r}; pair skipped", err=True)
+    for source_name, method_name, reason in skipped:
+        click.echo(f"note: {method_name!r} {reason}; pair skipped", err=True)
     workers = workers or default_workers()
     timeout = cell_timeout if cell_timeout is not None else RUNNER_PROFILES[profile].cell_timeout
     store = ResultStore(out)

@@ -34,6 +34,11 @@ class PluginRecord:
         measure; for an estimator or codec, the measures it handles. Empty means any. The
         runner pairs a source with a method only when their measures meet, so
         ``--sources all`` never plans a cell that cannot work.
+    features: sources only: what the source offers beyond samples, for methods that need it
+        (the built-in Gaussians declare ``gaussian``: an exact Gaussian law whose optimal
+        channel is known in closed form).
+    requires: estimators and codecs only: features a source must declare for this method to
+        run on it (``pfr`` requires ``gaussian``); the runner pairs them like ``distortions``.
     data: sources that read files: the :class:`~rdbench.data.Dataset` they need (names,
         sizes, SHA-256, URLs). ``rdbench data`` lists and fetches it; ``--sources all``
         skips the source while a file is missing or wrong, and naming it is an error.
@@ -48,6 +53,8 @@ class PluginRecord:
     profiles: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     targets: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     distortions: tuple[str, ...] = ()
+    features: tuple[str, ...] = ()
+    requires: tuple[str, ...] = ()
     data: Dataset | None = None
 
     def validate(self) -> None:
@@ -61,8 +68,10 @@ class PluginRecord:
             raise ValueError(f"record {self.name!r}: factory {self.factory!r} must be 'module:callable'")
         if not isinstance(self.extras, tuple) or not all(isinstance(e, str) for e in self.extras):
             raise ValueError(f"record {self.name!r}: extras must be a tuple of strings")
-        if not isinstance(self.distortions, tuple) or not all(isinstance(d, str) for d in self.distortions):
-            raise ValueError(f"record {self.name!r}: distortions must be a tuple of strings")
+        for key in ("distortions", "features", "requires"):
+            value = getattr(self, key)
+            if not isinstance(value, tuple) or not all(isinstance(d, str) for d in value):
+                raise ValueError(f"record {self.name!r}: {key} must be a tuple of strings")
         if self.data is not None:
             if not isinstance(self.data, Dataset):
                 raise ValueError(f"record {self.name!r}: data must be an rdbench.data.Dataset")
@@ -87,9 +96,18 @@ class PluginRecord:
         merged.update(overrides or {})
         return merged
 
-    def handles(self, source: PluginRecord) -> bool:
-        """Whether this method's measures meet ``source``'s (empty on either side: yes)."""
-        return not self.distortions or not source.distortions or bool(set(self.distortions) & set(source.distortions))
+    def mismatch(self, source: PluginRecord) -> str | None:
+        """Why this method cannot run on ``source``, or None.
+
+        Their distortion measures must meet (empty on either side: any), and the source must
+        declare every feature this method requires.
+        """
+        if self.distortions and source.distortions and not set(self.distortions) & set(source.distortions):
+            return f"does not handle the distortion measure of {source.name!r} ({', '.join(source.distortions)})"
+        missing = [f for f in self.requires if f not in source.features]
+        if missing:
+            return f"requires a source with {', '.join(missing)}, which {source.name!r} does not declare"
+        return None
 
     def default_targets(self, profile: str) -> tuple[str, ...]:
         return tuple(self.targets.get(profile, self.targets.get("default", ())))

@@ -85,14 +85,14 @@ def plan(
     seeds: Sequence[int] = (0,),
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
     device: str | None = None,
-    skipped: list[tuple[str, str]] | None = None,
+    skipped: list[tuple[str, str, str]] | None = None,
 ) -> list[CellSpec]:
     """The grid of cells, in a stable order.
 
     ``device`` (``cpu``, ``cuda``, ``cuda:1``) is given to every method whose record has a
     ``device`` setting; ``overrides`` (from ``--set``) win over it. Pairs whose distortion
     measures do not meet (see :attr:`PluginRecord.distortions`) are left out and appended
-    to ``skipped`` as (source, method).
+    to ``skipped`` as (source, method, reason).
     """
     if profile not in RUNNER_PROFILES:
         raise PlanError(f"unknown profile {profile!r}; choose one of {', '.join(RUNNER_PROFILES)}")
@@ -115,9 +115,10 @@ def plan(
             raise PlanError(f"source {source.name!r} declares no targets for profile {profile!r}; pass --targets")
         source_settings = source.record.settings(profile, overrides.get(source.name))
         for method in methods:
-            if not method.record.handles(source.record):
+            reason = method.record.mismatch(source.record)
+            if reason is not None:
                 if skipped is not None:
-                    skipped.append((source.name, method.name))
+                    skipped.append((source.name, method.name, reason))
                 continue
             extra = {"device": device} if device and "device" in method.record.defaults else {}
             method_settings = method.record.settings(profile, {**extra, **overrides.get(method.name, {})})
@@ -139,7 +140,7 @@ def plan(
                         )
                     )
     if not specs:
-        raise PlanError("no selected method handles the selected sources' distortion measures")
+        raise PlanError("no selected method can run on the selected sources (distortion measures or required features); see the notes above")
     return specs
 
 

@@ -217,19 +217,25 @@ def test_artifacts_are_stored_beside_the_cell(tmp_path):
         RDPoint(1.0, 1.0, "estimate", artifacts={"../x": b""}).validate()
 
 
-def test_pairs_whose_distortion_measures_do_not_meet_are_not_planned():
+def test_pairs_whose_measures_or_features_do_not_meet_are_not_planned():
     from rdbench.records import PluginRecord
     from rdbench.registry import Entry
 
     registry = get_registry()
-    sources = [registry.get("source", "gaussian-rcc"), registry.get("source", "bernoulli")]
+    sources = [registry.get("source", "gaussian-rcc"), registry.get("source", "bernoulli"),
+               registry.get("source", "laplace")]
     any_measure = registry.get("estimator", "blahut-arimoto")
     plugin = any_measure.plugin
     only_mse = Entry("codec", PluginRecord("mse-only", "x", "m:f", distortions=("squared_error",)), plugin)
+    gaussian_only = Entry("codec", PluginRecord("needs-gaussian", "x", "m:f", requires=("gaussian",)), plugin)
     skipped: list = []
-    specs = plan(registry, sources, [any_measure, only_mse], profile="smoke", skipped=skipped)
+    specs = plan(registry, sources, [any_measure, only_mse, gaussian_only], profile="smoke", skipped=skipped)
     pairs = {(s.source, s.method) for s in specs}
-    assert pairs == {("gaussian-rcc", "blahut-arimoto"), ("bernoulli", "blahut-arimoto"), ("gaussian-rcc", "mse-only")}
-    assert skipped == [("bernoulli", "mse-only")]
-    with pytest.raises(Exception, match="distortion measures"):
-        plan(registry, sources[1:], [only_mse])
+    assert pairs == {("gaussian-rcc", "blahut-arimoto"), ("bernoulli", "blahut-arimoto"), ("laplace", "blahut-arimoto"),
+                     ("gaussian-rcc", "mse-only"), ("gaussian-rcc", "needs-gaussian")}
+    assert [(s, m) for s, m, _ in skipped] == [("bernoulli", "mse-only"), ("bernoulli", "needs-gaussian"),
+                                               ("laplace", "mse-only"), ("laplace", "needs-gaussian")]
+    assert "distortion measure of 'bernoulli' (hamming)" in skipped[0][2]
+    assert "requires a source with gaussian" in skipped[1][2]
+    with pytest.raises(Exception, match="distortion measures or required features"):
+        plan(registry, sources[1:2], [only_mse])

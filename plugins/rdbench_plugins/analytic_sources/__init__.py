@@ -27,6 +27,7 @@ def rdbench_sources() -> list[PluginRecord]:
             defaults={"variances": [1.0, 1.0], "rotate": False, "rotation_seed": 0},
             targets=_GAUSSIAN_TARGETS,
             distortions=("squared_error",),
+            features=("gaussian",),
         ),
         PluginRecord(
             name="gaussian-m20",
@@ -35,6 +36,7 @@ def rdbench_sources() -> list[PluginRecord]:
             defaults={"rotation_seed": 0},
             targets=_GAUSSIAN_TARGETS,
             distortions=("squared_error",),
+            features=("gaussian",),
         ),
         PluginRecord(
             name="gaussian-m40",
@@ -42,6 +44,7 @@ def rdbench_sources() -> list[PluginRecord]:
             factory=f"{_MODULE}.gaussian:paper_m40",
             targets=_GAUSSIAN_TARGETS,
             distortions=("squared_error",),
+            features=("gaussian",),
         ),
         PluginRecord(
             name="gaussian-rcc",
@@ -49,6 +52,7 @@ def rdbench_sources() -> list[PluginRecord]:
             factory=f"{_MODULE}.gaussian:paper_rcc",
             targets=_GAUSSIAN_TARGETS,
             distortions=("squared_error",),
+            features=("gaussian",),
         ),
         PluginRecord(
             name="gaussian-published-m20",
@@ -57,6 +61,7 @@ def rdbench_sources() -> list[PluginRecord]:
             defaults={"rotation_seed": 0},
             targets=_GAUSSIAN_TARGETS,
             distortions=("squared_error",),
+            features=("gaussian",),
         ),
         PluginRecord(
             name="bernoulli",

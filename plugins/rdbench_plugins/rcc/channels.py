@@ -1,0 +1,108 @@
+"""The channels RCC simulates: Q*_{Y|X=x}(dy) = exp(beta* d(x, y)) Q*_Y(dy) / E_{Q*_Y}[exp(beta* d(x, Y))].
+
+A channel gives what the encoder and decoder need (paper Prop. 1): candidates Y ~ Q*_Y, the
+slope beta* <= 0 in nats per unit distortion, and the rate parameter C of the index code
+(bits per realization). Candidates live in *candidate coordinates* (shape (dim,)), where
+``distortion`` between ``coordinates(x)`` and a candidate equals d(x, y) up to a term that
+does not depend on y; that term changes neither the selected index nor the stopping rule.
+"""
+
+from __future__ import annotations
+
+import math
+from abc import ABC, abstractmethod
+from typing import Any
+
+import numpy as np
+
+from rdbench.distortion import Distortion, SquaredError
+from rdbench.interfaces import Source
+from rdbench.targets import Target
+
+_LOG2_E = math.log2(math.e)
+
+
+class Channel(ABC):
+    """Q*_Y, beta* and C of an R(D)-achieving channel; see the module docstring.
+
+    name: what the results call it. beta: beta* in nats per unit distortion (<= 0; 0 means
+    Y independent of X). rate_bits: C. dim: candidate coordinates. distortion: the measure
+    in candidate coordinates.
+    """
+
+    name: str
+    beta: float
+    rate_bits: float
+    dim: int
+    distortion: Distortion
+
+    @abstractmethod
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """n candidates Y_i ~ Q*_Y in candidate coordinates: (n, dim) float32, C-contiguous."""
+
+    @abstractmethod
+    def coordinates(self, x: np.ndarray) -> np.ndarray:
+        """One realization (source shape) in candidate coordinates: (dim,) float32."""
+
+    @abstractmethod
+    def reproduce(self, y: np.ndarray) -> np.ndarray:
+        """A candidate (dim,) as a reproduction of the source's shape, float64."""
+
+    def details(self) -> dict[str, Any]:
+        return {"channel": self.name, "beta": self.beta, "rate_parameter_bits": self.rate_bits, "dimension": self.dim}
+
+
+class ExactGaussianChannel(Channel):
+    """The R(D)-achieving backward channel of a Gaussian source (Cover & Thomas Thm. 10.3.3).
+
+    In the source's eigenbasis (x' = V^T x) with water level lambda, each active component
+    (sigma_k^2 > lambda) has Q*_{Y'_k} = N(0, sigma_k^2 - lambda) and
+    Q*_{Y'_k|X'_k=x} = N((1 - lambda/sigma_k^2) x, lambda (1 - lambda/sigma_k^2)), which is
+    exp(beta* (x - y)^2) Q*_{Y'_k} normalized, with beta* = -1/(2 lambda); inactive components
+    reproduce 0. Its mutual information is R(D). (The paper's Sec. V-C writes the forward
+    channel N(x, lambda) with Q_Y = N(0, sigma_k^2 + lambda): distortion lambda per component
+    but rate 1/2 log2(1 + sigma_k^2/lambda) > R(D).)
+
+    Candidate coordinates are the active eigen-coordinates; the inactive ones add
+    sum_k x'_k^2 to every candidate's distortion alike.
+    """
+
+    name = "exact-gaussian"
+    distortion = SquaredError()
+
+    def __init__(self, source: Source, target: Target) -> None:
+        from rdbench_plugins.analytic_sources.gaussian import GaussianSource
+
+        if not isinstance(source, GaussianSource):
+            raise ValueError(
+                f"the exact channel is known only for Gaussian sources (gaussian, gaussian-m20, gaussian-rcc, ...), "
+                f"not {type(source).__name__}; use the NERD channel (pfr-nerd, orc-nerd) instead"
+            )
+        if target.distortion is None:  # slope target: |dR/dD| = log2(e) / (2 lambda)
+            distortion = float(np.minimum(source.variances, _LOG2_E / (2.0 * target.value)).sum())
+        else:
+            distortion = float(target.distortion)
+        lam = source.water_level(distortion)
+        q = source.reproduction_variances(distortion)
+        active = q > 0
+        self.target_distortion = min(distortion, source.d_max)
+        self.water_level = lam
+        self.beta = source.slope(distortion) * math.log(2.0)  # dR/dD in nats: -1 / (2 lambda)
+        self.rate_bits = source.rate_distortion(distortion)
+        self.dim = int(active.sum())
+        self._scale = np.sqrt(q[active]).astype(np.float32)
+        self._basis = source.rotation[:, active]  # (m, dim): the active eigenvectors
+
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        y = rng.standard_normal((n, self.dim), dtype=np.float32)
+        y *= self._scale
+        return y
+
+    def coordinates(self, x: np.ndarray) -> np.ndarray:
+        return (np.asarray(x, dtype=np.float64) @ self._basis).astype(np.float32)
+
+    def reproduce(self, y: np.ndarray) -> np.ndarray:
+        return self._basis @ np.asarray(y, dtype=np.float64)
+
+    def details(self) -> dict[str, Any]:
+        return {**super().details(), "water_level": self.water_level, "target_distortion": self.target_distortion}

@@ -1,0 +1,235 @@
+"""The ``pfr`` / ``orc`` codecs: reverse channel coding of Q*_{Y|X} (paper Sec. V, Algorithms 2 and 3).
+
+fit: build the channel (the exact Gaussian one, or NERD's, see :mod:`.channels` and
+:mod:`.learned`), the codebook drawn from the cell seed (:mod:`.codebook`) and the index code
+(:mod:`.index_code`). encode: select K by Prop. 1 (:mod:`.search`) and send its prefix code,
+one message per realization (real bits, counted to the bit). decode: read K and regenerate
+the one chunk of candidates that holds Y_K; the reproduction is bit for bit the encoder's.
+
+The n-th message a fitted codec encodes uses the common randomness (seed, n), and its decoder
+counts messages alike: messages are decoded in the order they were encoded (a corrupted one
+still takes its turn), as RCC assumes fresh common randomness for every message. With one
+codebook shared by all realizations their selections would be correlated (PFR favours the
+same early, small-weight candidates for every x), and the average distortion of a test set
+would stray far from the channel's.
+
+Exact PFR (``n_candidates`` None) searches until the stopping rule proves K, at most
+``max_candidates`` per realization (then it keeps the best found and counts the realization
+as capped). Its search length is about 2^(D_inf(x)) with D_inf(x) = -log2 E[exp(beta* d(x, Y))],
+finite for every x but infinite on average over a Gaussian source; ``fit`` refuses a target
+whose median search exceeds the cap (tried on training realizations).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+
+from rdbench.interfaces import Bits, Codec, Source
+from rdbench.targets import Target
+from rdbench_plugins.rcc.channels import Channel, ExactGaussianChannel
+from rdbench_plugins.rcc.codebook import METHODS, Codebook
+from rdbench_plugins.rcc.index_code import IndexCode, default_table_bits, zipf_exponent
+from rdbench_plugins.rcc.search import Selection, select
+
+CHANNELS: tuple[str, ...] = ("exact", "nerd")
+#: Training realizations exact PFR tries in ``fit``: a majority capped fails the target.
+PILOT_REALIZATIONS = 15
+#: Message numbers of those trials (apart from the numbers 0, 1, ... of coded messages).
+_PILOT_MESSAGES = 1 << 62
+
+
+class RCC(Codec):
+    """PFR or ORC on an exact or learned channel; rates in bits per realization.
+
+    method: ``pfr`` (Poisson arrival weights) or ``orc`` (ordered random coding, eq. 28).
+    channel: ``exact`` (the Gaussian source's own Q*_Y, beta*) or ``nerd`` (NERD-RCC).
+    n_candidates: N. PFR: None searches without a fixed N (the exact stopping rule); ORC: None
+    takes N = 2^ceil(C + orc_margin_bits). max_candidates: the most candidates one realization
+    may search (and the largest N). chunk_size: the most candidates generated and scored at
+    once (chunks grow to it from 256, see :mod:`.codebook`). table_bits: the index
+    code's Huffman table has 2**table_bits entries (None: from C, see :mod:`.index_code`).
+    NERD channel only: nerd_profile (the ``nerd`` record's profile to train with, default
+    ``default``), nerd (overrides of its settings) and device (NERD's training device, unless
+    nerd names one); or generator (a path to a NERD ``generator.pt``, used instead of
+    training) with generator_rate_bits (the rate NERD reported for it, C). Candidates are
+    generated and scored on the CPU.
+    """
+
+    coding = "one-shot"
+
+    def __init__(
+        self,
+        method: str = "pfr",
+        channel: str = "exact",
+        n_candidates: int | None = None,
+        orc_margin_bits: float = 8.0,
+        max_candidates: int = 2**22,
+        chunk_size: int = 2**14,
+        table_bits: int | None = None,
+        nerd_profile: str | None = None,
+        nerd: Mapping[str, Any] | None = None,
+        device: str | None = None,
+        generator: str | None = None,
+        generator_rate_bits: float | None = None,
+    ) -> None:
+        if method not in METHODS:
+            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
+        if channel not in CHANNELS:
+            raise ValueError(f"channel must be one of {CHANNELS}, got {channel!r}")
+        for name, value in (("max_candidates", max_candidates), ("chunk_size", chunk_size),
+                            ("n_candidates", 1 if n_candidates is None else n_candidates)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+        if n_candidates is not None and n_candidates > max_candidates:
+            raise ValueError(f"n_candidates={n_candidates} exceeds max_candidates={max_candidates}")
+        if isinstance(orc_margin_bits, bool) or not isinstance(orc_margin_bits, (int, float)) or not (
+            0 <= orc_margin_bits < math.inf
+        ):
+            raise ValueError(f"orc_margin_bits must be a number >= 0, got {orc_margin_bits!r}")
+        nerd_only = {"nerd_profile": nerd_profile, "nerd": nerd, "device": device, "generator": generator,
+                     "generator_rate_bits": generator_rate_bits}
+        if channel == "exact" and any(v is not None for v in nerd_only.values()):
+            given = sorted(k for k, v in nerd_only.items() if v is not None)
+            raise ValueError(f"{', '.join(given)} only apply to channel='nerd'")
+        self.method = method
+        self.channel_kind = channel
+        self.n_candidates = None if n_candidates is None else int(n_candidates)
+        self.orc_margin_bits = float(orc_margin_bits)
+        self.max_candidates = int(max_candidates)
+        self.chunk_size = int(chunk_size)
+        self.table_bits = table_bits
+        self.nerd_profile = nerd_profile or "default"
+        self.nerd = {"device": device or "cpu", **(nerd or {})}
+        self.generator = generator
+        self.generator_rate_bits = generator_rate_bits
+        self._log: list[tuple[Selection, float, float]] = []  # (selection, seconds, ideal bits) per encode
+
+    # -- fitting ---------------------------------------------------------------------------
+
+    def fit(self, source: Source, target: Target, seed: int) -> None:
+        t0 = time.perf_counter()
+        self.channel = self._make_channel(source, target, seed)
+        self._shape = tuple(source.shape)
+        rate = self.channel.rate_bits
+        self.codebook = Codebook(self.channel, seed, self.method, self._limit(rate), self.chunk_size)
+        self.code = IndexCode(rate, default_table_bits(rate) if self.table_bits is None else self.table_bits)
+        if self.method == "pfr" and self.n_candidates is None:
+            self._pilot(source, seed)
+        self._fit_seconds = time.perf_counter() - t0
+        self._log = []
+        self._sent = self._received = 0  # messages encoded and decoded since fit
+
+    def _make_channel(self, source: Source, target: Target, seed: int) -> Channel:
+        if self.channel_kind == "exact":
+            return ExactGaussianChannel(source, target)
+        from rdbench_plugins.rcc.learned import NerdChannel
+
+        if self.generator is not None:
+            return NerdChannel.from_file(self.generator, self.generator_rate_bits, source)
+        if self.generator_rate_bits is not None:
+            raise ValueError("generator_rate_bits needs a generator file")
+        return NerdChannel.trained(source, target, seed, self.nerd_profile, self.nerd)
+
+    def _limit(self, rate_bits: float) -> int:
+        """N for ORC and finite PFR, max_candidates for exact PFR."""
+        if self.n_candidates is not None:
+            return self.n_candidates
+        if self.method == "pfr":
+            return self.max_candidates
+        n = 2 ** math.ceil(rate_bits + self.orc_margin_bits)
+        if n > self.max_candidates:
+            raise ValueError(
+                f"orc: N = 2^{math.ceil(rate_bits + self.orc_margin_bits)} candidates (C = {rate_bits:.2f} bits + "
+                f"orc_margin_bits = {self.orc_margin_bits:g}) exceeds max_candidates={self.max_candidates}; "
+                "raise max_candidates, lower orc_margin_bits or set n_candidates"
+            )
+        return n
+
+    def _pilot(self, source: Source, seed: int) -> None:
+        """Refuse a target whose median exact-PFR search exceeds the cap (a majority of
+        PILOT_REALIZATIONS training realizations capped); stops as soon as that is decided."""
+        majority = PILOT_REALIZATIONS // 2 + 1
+        capped = 0
+        for i, x in enumerate(source.sample(PILOT_REALIZATIONS, seed, "train")):
+            capped += self.search(x, _PILOT_MESSAGES + i).capped
+            if capped >= majority:
+                raise ValueError(
+                    f"pfr: the median exact search at this target exceeds max_candidates={self.max_candidates}: "
+                    f"{capped} of {i + 1} training realizations reached the cap (the search takes about "
+                    f"2^(D_inf(x)) candidates, D_inf(x) >= C = {self.channel.rate_bits:.2f} bits); lower the rate, "
+                    "raise max_candidates, or set a finite n_candidates"
+                )
+            if i + 1 - capped >= majority:
+                return
+
+    # -- coding ----------------------------------------------------------------------------
+
+    def search(self, x: np.ndarray, message: int) -> Selection:
+        """The encoder's selection for one realization x (the source's shape) as message n."""
+        x = np.asarray(x)
+        if x.shape != self._shape:
+            raise ValueError(f"expected one realization of shape {self._shape}, got {x.shape}")
+        if not np.all(np.isfinite(x)):
+            raise ValueError("the realization holds NaN or infinite values")
+        return select(self.codebook, message, self.channel.coordinates(x))
+
+    def reproduction(self, index: int, message: int) -> np.ndarray:
+        """Y_index of message n as a reproduction (the source's shape): the decoder's output."""
+        c, row = self.codebook.locate(index)
+        return self.channel.reproduce(self.codebook.candidates(message, c)[row])
+
+    def encode(self, x: np.ndarray) -> Bits:
+        t0 = time.perf_counter()
+        selection = self.search(x, self._sent)
+        seconds = time.perf_counter() - t0
+        self._sent += 1
+        self._log.append((selection, seconds, self.code.ideal_bits(selection.index)))
+        return self.code.encode(selection.index)
+
+    def decode(self, message: Bits | bytes) -> np.ndarray:
+        number = self._received
+        self._received += 1
+        if not isinstance(message, Bits):
+            raise ValueError(f"an rcc message is rdbench.Bits, got {type(message).__name__}")
+        index = self.code.decode(message)
+        if index >= self.codebook.limit:
+            raise ValueError(f"corrupted message: index {index} is beyond the {self.codebook.limit} candidates")
+        return self.reproduction(index, number)
+
+    # -- results ---------------------------------------------------------------------------
+
+    def details(self) -> dict[str, Any]:
+        """The channel, the search (lengths, cap hits, speed) and the index code, per realization."""
+        rate = self.channel.rate_bits
+        out: dict[str, Any] = {
+            "method": self.method,
+            **self.channel.details(),
+            "exact_search": self.method == "pfr" and self.n_candidates is None,
+            "n_candidates": None if self.method == "pfr" and self.n_candidates is None else self.codebook.limit,
+            "max_candidates": self.max_candidates,
+            "zipf_exponent": zipf_exponent(rate),
+            "table_bits": self.code.table_bits,
+            "guarantee_bits": rate + math.log2(rate + 1.0) + 5.0,
+            "chunk_size": self.chunk_size,
+            "fit_seconds": self._fit_seconds,
+        }
+        if self._log:
+            examined = np.array([s.examined for s, _, _ in self._log])
+            evaluated = sum(s.evaluated for s, _, _ in self._log)
+            seconds = sum(t for _, t, _ in self._log)
+            out.update(
+                search_length_mean=float(examined.mean()),
+                search_length_median=float(np.median(examined)),
+                search_length_max=int(examined.max()),
+                capped_fraction=float(np.mean([s.capped for s, _, _ in self._log])),
+                candidates_evaluated=evaluated,
+                candidates_per_second=evaluated / seconds if seconds > 0 else None,
+                search_seconds_per_realization=seconds / len(self._log),
+                index_ideal_bits=float(np.mean([b for _, _, b in self._log])),
+            )
+        return out

@@ -1,0 +1,57 @@
+"""The code for the selected index (paper Algorithms 2 and 3).
+
+K (1-based, the paper's) is Huffman-coded for the Zipf-like law
+q(k) proportional to k^-(1 + 1 / (C + log2(e) / e + 1)), C the rate parameter in bits, with which
+PFR's expected code length is at most C + log2(C + 1) + 5 bits (Li and El Gamal 2018). The
+Huffman table covers k = 1 .. 2**table_bits; beyond it the entropy-coding layer's escape
+(Elias-gamma) codes the rest, the escape's probability being the Zipf tail mass.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.special import zeta
+
+from rdbench.entropy_coding import PrefixCode
+from rdbench.interfaces import Bits
+
+#: log2(e) / e: the constant in the Zipf exponent.
+_ZIPF_CONSTANT = math.log2(math.e) / math.e
+#: Default table: 2**(ceil(C) + TABLE_MARGIN_BITS) entries, within [2**MIN_TABLE_BITS, 2**MAX_TABLE_BITS].
+TABLE_MARGIN_BITS, MIN_TABLE_BITS, MAX_TABLE_BITS = 12, 12, 20
+
+
+def zipf_exponent(rate_bits: float) -> float:
+    """s = 1 + 1 / (C + log2(e) / e + 1) for a rate parameter C >= 0 (bits)."""
+    return 1.0 + 1.0 / (max(float(rate_bits), 0.0) + _ZIPF_CONSTANT + 1.0)
+
+
+def default_table_bits(rate_bits: float) -> int:
+    return min(max(math.ceil(max(rate_bits, 0.0)) + TABLE_MARGIN_BITS, MIN_TABLE_BITS), MAX_TABLE_BITS)
+
+
+class IndexCode:
+    """Prefix code of an index K >= 0 (0-based: the paper's K - 1) for rate parameter C bits."""
+
+    def __init__(self, rate_bits: float, table_bits: int) -> None:
+        if not 1 <= table_bits <= 24:
+            raise ValueError(f"table_bits must be in 1..24, got {table_bits!r}")
+        self.exponent = zipf_exponent(rate_bits)
+        self.table_bits = int(table_bits)
+        size = 1 << self.table_bits
+        k = np.arange(1, size + 1, dtype=np.float64)
+        self._code = PrefixCode.from_probabilities(k**-self.exponent, escape=float(zeta(self.exponent, size + 1)))
+
+    def encode(self, index: int) -> Bits:
+        return self._code.encode([index])
+
+    def decode(self, message: Bits) -> int:
+        """The index a one-index message holds; ValueError if it is not one."""
+        return int(self._code.decode(message, count=1)[0])
+
+    def ideal_bits(self, index: int) -> float:
+        """-log2 q of the table (escapes: plus their Elias-gamma bits)."""
+        return self._code.ideal_bits([index])
+

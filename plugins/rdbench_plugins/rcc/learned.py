@@ -1,0 +1,96 @@
+"""NERD-RCC's channel: Q*_Y as the push-forward of N(0, I) through a NERD generator, beta* from NERD.
+
+The generator and beta* come from a NERD generator file (the ``generator.pt`` artifact of a
+``nerd`` cell, see :mod:`rdbench_plugins.nerd.storage`); C is NERD's rate estimate at that
+point. Candidate coordinates are the flattened reproductions; d is the source's measure.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+import torch
+
+from rdbench.interfaces import Source
+from rdbench.targets import Target
+from rdbench_plugins.nerd.storage import load_generator, read_generator_file
+from rdbench_plugins.rcc.channels import Channel
+
+
+class NerdChannel(Channel):
+    """A trained NERD generator G and its slope: Y = G(Z), Z ~ N(0, I_latent).
+
+    generator_file: the file's bytes. rate_bits: C, NERD's rate estimate at the generator's
+    point (bits per realization). info: extra numbers for the results (NERD's details).
+    """
+
+    name = "nerd"
+
+    def __init__(self, generator_file: bytes, rate_bits: float, source: Source, info: Mapping[str, Any] | None = None):
+        data = read_generator_file(generator_file)
+        config = data["config"]
+        if tuple(config["shape"]) != tuple(source.shape):
+            raise ValueError(f"the NERD generator makes realizations of shape {tuple(config['shape'])}, "
+                             f"the source's are {tuple(source.shape)}")
+        beta = float(data["beta"])
+        if not (math.isfinite(beta) and beta <= 0):
+            raise ValueError(f"the NERD generator's beta must be finite and <= 0, got {beta!r}")
+        rate = float(rate_bits)
+        if not (math.isfinite(rate) and rate >= 0):
+            raise ValueError(f"the rate parameter must be a finite number >= 0 bits, got {rate_bits!r}")
+        self.beta = beta
+        self.rate_bits = rate
+        self.dim = math.prod(source.shape)
+        self.distortion = source.distortion
+        self._shape = tuple(source.shape)
+        self._latent = int(config["latent_dim"])
+        self._generator = load_generator(generator_file)
+        self._info = dict(info or {})
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike[str], rate_bits: float | None, source: Source) -> NerdChannel:
+        """A generator file written by a NERD cell, with the rate NERD reported for it."""
+        if rate_bits is None:
+            raise ValueError("a generator file needs generator_rate_bits: the rate NERD reported at that point")
+        with open(path, "rb") as stream:
+            blob = stream.read()
+        return cls(blob, rate_bits, source, {"generator_file": os.fspath(path)})
+
+    @classmethod
+    def trained(
+        cls, source: Source, target: Target, seed: int, profile: str, overrides: Mapping[str, Any]
+    ) -> NerdChannel:
+        """Train the registered ``nerd`` estimator (its record's ``profile`` settings, then
+        ``overrides``) on the source's train split at ``target``."""
+        from rdbench.registry import get_registry
+
+        entry = get_registry().get("estimator", "nerd")
+        point = entry.create(entry.record.settings(profile, overrides)).estimate(source, target, seed)[0]
+        info = {
+            "nerd_rate_bits": point.rate_bits,
+            "nerd_distortion": point.distortion,
+            "nerd_steps": point.details.get("steps"),
+            "nerd_train_seconds": point.details.get("train_seconds"),
+            "nerd_profile": profile,
+        }
+        return cls(point.artifacts["generator.pt"], max(point.rate_bits, 0.0), source, info)
+
+    @torch.no_grad()
+    def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """G(z) for z ~ N(0, I) drawn by torch (faster than numpy) from a seed taken from rng."""
+        z = torch.randn(n, self._latent, generator=torch.Generator().manual_seed(int(rng.integers(2**63))))
+        y = self._generator(z).reshape(n, self.dim)
+        return np.ascontiguousarray(y.numpy(), dtype=np.float32)
+
+    def coordinates(self, x: np.ndarray) -> np.ndarray:
+        return np.asarray(x, dtype=np.float32).reshape(self.dim)
+
+    def reproduce(self, y: np.ndarray) -> np.ndarray:
+        return np.asarray(y, dtype=np.float64).reshape(self._shape)
+
+    def details(self) -> dict[str, Any]:
+        return {**super().details(), **self._info}

@@ -27,7 +27,7 @@ def rdbench_estimators() -> list[PluginRecord]:
                 "n_train": 65536,
                 "latent_dim": None,
                 "hidden": None,
-                "channels": 32,
+                "channels": None,
                 "lr": 3e-3,
                 "warm_lr": 1e-3,
                 "window": 50,

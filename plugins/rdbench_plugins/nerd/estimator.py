@@ -61,7 +61,7 @@ class NERD(Estimator):
         n_train: int = 65536,
         latent_dim: int | None = None,
         hidden: int | None = None,
-        channels: int = 32,
+        channels: int | None = None,
         lr: float = 3e-3,
         warm_lr: float = 1e-3,
         window: int = 50,
@@ -76,7 +76,7 @@ class NERD(Estimator):
         n_eval_coarse: int = 131072,
         m_eval_max: int = 2**17,
     ) -> None:
-        counts = {"n_train": n_train, "channels": channels, "window": window, "patience": patience,
+        counts = {"n_train": n_train, "channels": channels or 1, "window": window, "patience": patience,
                   "anneal_steps": anneal_steps, "max_steps": max_steps, "pairs": pairs, "m_train_max": m_train_max,
                   "n_eval": n_eval, "n_eval_coarse": n_eval_coarse, "m_eval_max": m_eval_max,
                   "lr_drops": lr_drops + 1, "latent_dim": latent_dim or 1, "hidden": hidden or 1}
@@ -90,7 +90,7 @@ class NERD(Estimator):
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"nerd: device {device!r} was requested but CUDA is not available")
         self.n_train = int(n_train)
-        self.architecture = {"latent_dim": latent_dim, "hidden": hidden, "channels": int(channels)}
+        self.architecture = {"latent_dim": latent_dim, "hidden": hidden, "channels": channels}
         self.train_settings = TrainSettings(
             lr=float(lr), window=int(window), patience=int(patience), tol_bits=float(tol_bits),
             lr_drops=int(lr_drops), anneal_steps=int(anneal_steps), max_steps=int(max_steps), pairs=int(pairs),

@@ -32,7 +32,7 @@ from rdbench.interfaces import Estimator, RDPoint, Source
 from rdbench.targets import Target
 
 from rdbench_plugins.nerd.distances import pairwise_for
-from rdbench_plugins.nerd.generators import FCGenerator, build_generator, generator_config
+from rdbench_plugins.nerd.generators import ConvGenerator, FCGenerator, build_generator, generator_config
 from rdbench_plugins.nerd.readout import ReadoutSettings, read_out
 from rdbench_plugins.nerd.storage import generator_bytes
 from rdbench_plugins.nerd.train import TrainResult, Trainer, TrainSettings
@@ -128,6 +128,9 @@ class NERD(Estimator):
             target = resolved[i]
             if isinstance(generator, FCGenerator) and previous is None:
                 _init_affine(generator, pool, _variance_share(target, d_max))
+            elif isinstance(generator, ConvGenerator) and previous is None:
+                mean_image = pool.mean(0).reshape(config["shape"])
+                generator.init_mean(mean_image, math.sqrt(_variance_share(target, d_max)))
             elif isinstance(generator, FCGenerator) and target.distortion is not None:
                 _shrink(generator, config["latent_dim"], target.distortion, previous.distortion, d_max, rng)
             settings = self.train_settings if previous is None else self.warm_settings

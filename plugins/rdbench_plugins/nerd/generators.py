@@ -99,7 +99,12 @@ class FCGenerator(nn.Module):
 
 
 class ConvGenerator(nn.Module):
-    """z (B, latent_dim) -> y (B, C, H, W) in [0, 1]."""
+    """z (B, latent_dim) -> y (B, C, H, W) in [0, 1].
+
+    Beyond DCGAN, a per-pixel ``offset`` is added before the sigmoid: :meth:`init_mean` sets
+    it to the logit of the source's mean image, so that training starts from reproductions
+    near the mean (D near D_max) rather than from grey images farther than that.
+    """
 
     def __init__(self, shape: Sequence[int], latent_dim: int, channels: int) -> None:
         super().__init__()
@@ -111,13 +116,25 @@ class ConvGenerator(nn.Module):
         layers: list[nn.Module] = []
         for cin, cout in zip(widths, widths[1:]):
             layers += [nn.ConvTranspose2d(cin, cout, 4, 2, 1), nn.ReLU()]
-        layers += [nn.ConvTranspose2d(channels, c, 4, 2, 1), nn.Sigmoid()]
+        layers += [nn.ConvTranspose2d(channels, c, 4, 2, 1)]
         self.upsample = nn.Sequential(*layers)
+        self.offset = nn.Parameter(torch.zeros(c, h, w))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         y = self.upsample(self.project(z).view(-1, *self.base))
         _, h, w = self.shape
-        return y[:, :, :h, :w]
+        return torch.sigmoid(y[:, :, :h, :w] + self.offset)
+
+    #: Pixel values are clipped to [PIXEL_CLIP, 1 - PIXEL_CLIP] before the logit of the mean image.
+    PIXEL_CLIP = 0.01
+
+    @torch.no_grad()
+    def init_mean(self, mean: torch.Tensor, factor: float) -> None:
+        """Start near the mean image (C, H, W) in [0, 1], the variation scaled by ``factor``."""
+        self.offset.copy_(torch.logit(mean.clamp(self.PIXEL_CLIP, 1 - self.PIXEL_CLIP)))
+        last = self.upsample[-1]
+        last.weight.mul_(factor)
+        last.bias.zero_()
 
 
 def build_generator(config: dict[str, Any]) -> nn.Module:

@@ -8,9 +8,10 @@ slope = |R'(D)| at the distortion where the exact R(D) equals each of ``--rates`
 
 * upper (at the D the beta-VAE reaches): holds if R_U >= R(D) - 2 SE (SE = ``gap_se_bits``,
   the delta-method SE of R_U - R(D)); tight if R_U - R(D) <= 0.1 bits.
-* lower (the line at the high-rate tangent point, exact for equal variances): holds if
-  R_L <= R(D) + 2 SE (SE of the intercept); tight if R(D) - R_L <= 0.3 bits, required only
-  where R(D) is well below the log2 k ceiling (at most half of it).
+* lower (the line at the exact tangent point): holds if R_L <= R(D) + 2 SE (SE of the
+  intercept); tight if R(D) - R_L <= 0.3 bits, required only where the exact intercept
+  R(D) + lambda D, which the estimate cannot exceed, is well below its log2 k ceiling (at most
+  half of it; the estimator flags points above that ``near_ceiling``).
 
 Rates are bits per realization; distortion is squared error summed over the components.
 Wall and CPU seconds are per point (training and evaluation), CPU over all threads.
@@ -69,7 +70,7 @@ def main() -> None:
                 else:
                     se, ceiling = point.details["intercept_se_bits"], point.details["intercept_ceiling_bits"]
                     holds = gap <= 2 * se
-                    tight = -gap <= 0.3 if exact <= ceiling / 2 else None
+                    tight = -gap <= 0.3 if exact + slope * point.distortion <= ceiling / 2 else None
                 failures += (not holds) + (tight is False)
                 print(
                     f"{label:>12} {point.bound:>5} {rate:7.2f} {slope:7.3f} {point.distortion:7.3f} {exact:7.3f} "

@@ -65,7 +65,3 @@ def toy_plugins(plugin_site):
     )
     get_registry(refresh=True)
     return plugin_site
-
-# Work in progress (issues 3 and 6): their plugins are not registered yet, so their tests
-# are kept but not collected. Remove these lines when the plugins land.
-collect_ignore = ["test_sandwich.py"]

@@ -17,12 +17,13 @@ from rdbench import Source, SquaredError  # noqa: E402
 from rdbench.cli import main  # noqa: E402
 from rdbench.registry import get_registry  # noqa: E402
 from rdbench.targets import Target  # noqa: E402
-from rdbench_plugins.sandwich.lower import SandwichLower  # noqa: E402
+from rdbench_plugins.sandwich.lower import SandwichLower, batch_statistics  # noqa: E402
 from rdbench_plugins.sandwich.mode_search import global_mode, log_mixture  # noqa: E402
+from rdbench_plugins.sandwich.slopes import HIGH_RATE_TANGENT, TARGET, Slope, tangent_distortion  # noqa: E402
 from rdbench_plugins.sandwich.upper import SandwichUpper  # noqa: E402
 
 UPPER_SMOKE = dict(steps=400, n_train=4096, n_val=1024, n_test=4096, hidden=32)
-LOWER_SMOKE = dict(steps=200, k=256, n_train=4096, eval_batches=20, alpha_batches=5)
+LOWER_SMOKE = dict(steps=200, k=256, train_k=256, n_train=4096, eval_batches=20, alpha_batches=5)
 
 
 @pytest.fixture(autouse=True)
@@ -51,14 +52,25 @@ def test_both_bounds_hold_on_a_2d_gaussian():
 
     (lower,) = SandwichLower(**LOWER_SMOKE).estimate(gauss, target, seed=0)
     details = lower.details
-    assert lower.bound == "lower" and details["distortion_rule"] == "high-rate tangent"
-    assert lower.distortion == pytest.approx(gauss.distortion_at_rate(1.0))  # exact for equal variances
+    assert lower.bound == "lower" and details["distortion_rule"] == "exact tangent"
+    assert lower.distortion == pytest.approx(gauss.distortion_at_rate(1.0))
     exact = gauss.rate_distortion(lower.distortion)
     assert exact - 0.6 <= lower.rate_bits <= exact + 2 * details["intercept_se_bits"]
     assert lower.rate_upper_bits >= exact - 0.6
-    assert details["mode_search_converged"] and details["intercept_ceiling_bits"] == 8.0
+    assert details["intercept_ceiling_bits"] == 8.0 and not details["near_ceiling"]
     assert lower.rate_ceiling_bits == pytest.approx(8.0 - slope * lower.distortion)
     assert details["intercept_bits"] <= details["plug_in_intercept_bits"] + 1e-9  # log x <= x/a + log a - 1
+
+
+def test_lower_bound_flags_points_near_its_log_k_ceiling():
+    """k = 16 at R = 4: the exact intercept R + lambda D = 4 + 1.44 bits is above log2 16, and
+    the estimate, capped by it, comes out above half of it."""
+    gauss = source("gaussian", variances=[1.0, 1.0])
+    slope = abs(gauss.slope(gauss.distortion_at_rate(4.0)))
+    settings = {**LOWER_SMOKE, "k": 16, "train_k": 16, "eval_batches": 50, "alpha_batches": 10}
+    (point,) = SandwichLower(**settings).estimate(gauss, Target.parse(f"slope={slope}"), seed=0)
+    assert point.details["near_ceiling"] and point.details["intercept_ceiling_bits"] == 4.0
+    assert point.details["intercept_bits"] <= 4.0 and point.rate_bits <= point.rate_ceiling_bits
 
 
 def test_mode_search_finds_the_global_maximum_of_a_known_mixture():
@@ -89,6 +101,23 @@ def test_mode_search_beats_a_fine_grid_on_random_mixtures(seed):
     # the training shortcut (a few starts, few iterations) never reports more than the search
     quick = global_mode(x, log_w, lam, starts=4, max_iterations=5)
     assert float(quick.log_value) <= float(mode.log_value) + 1e-12
+
+
+def test_an_unconverged_mode_search_is_an_error():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(1, 64, 2, generator=g, dtype=torch.float64)
+    with pytest.raises(RuntimeError, match="did not converge"):
+        batch_statistics(x, torch.zeros(1, 64, dtype=torch.float64), 4.0, max_iterations=1, tolerance=1e-6)
+
+
+def test_tangent_point_of_a_slope():
+    """Unequal variances: the exact tangent point differs from the high-rate one k / lambda."""
+    m20 = source("gaussian-m20")
+    distortion = m20.distortion_at_rate(2.0)
+    slope = Slope(abs(m20.slope(distortion)), TARGET)
+    assert tangent_distortion(m20, slope) == (pytest.approx(distortion, rel=1e-9), "exact tangent")
+    d, rule = tangent_distortion(PlainGaussian(), Slope(2 / math.log(2), TARGET))
+    assert rule == HIGH_RATE_TANGENT and d == pytest.approx(0.5)  # k / lambda_nats = 1 / 2
 
 
 @pytest.mark.parametrize("name", ["laplace", "bernoulli"])

@@ -19,8 +19,9 @@ import torch
 from rdbench.entropy_coding import IntegerModel, decode_symbols, encode_symbols
 from rdbench.interfaces import Bits, Codec, Source
 from rdbench.targets import Target
+from rdbench_plugins._torch_common import seeded, torch_distortion
 from rdbench_plugins.ntc.model import QUANTIZATIONS, NTCModel
-from rdbench_plugins.ntc.training import TrainingLog, initial_lambda, initial_step, torch_distortion, train
+from rdbench_plugins.ntc.training import TrainingLog, initial_lambda, initial_step, train
 
 
 @dataclass(frozen=True)
@@ -105,15 +106,13 @@ class NTC(Codec):
 
     def fit(self, source: Source, target: Target, seed: int) -> None:
         """Train on ``n_train`` realizations of the train split for ``target`` (resolved)."""
-        distortion = torch_distortion(source.distortion.name)
+        distortion = torch_distortion(source.distortion.name, "NTC")
         lam, rule = initial_lambda(source, target)
         data = source.sample(self.n_train + self.n_val, seed, "train")
         x = torch.as_tensor(np.asarray(data, dtype=np.float32), device=self.device)
         train_x, val_x = x[: self.n_train], x[self.n_train :]
         step = initial_step(val_x, distortion, target.distortion, lam, source.distortion.name)
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            self.model = NTCModel(tuple(source.shape), self.latent, self.hidden, step)
+        self.model = seeded(seed, lambda: NTCModel(tuple(source.shape), self.latent, self.hidden, step))
         self.model.to(self.device)
         generator = torch.Generator(device=self.device).manual_seed(seed)
         self.target_distortion = target.distortion

@@ -21,19 +21,16 @@ Target -> lambda:
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
 
 from rdbench.interfaces import Source
 from rdbench.targets import Target
+from rdbench_plugins._torch_common import Clock, Distortion, calibration_checkpoints, optimize, recalibrated
 from rdbench_plugins.ntc.model import NTCModel, Quantization
 
 _LOG2_E = math.log2(math.e)
-#: Fraction of the steps, at the end, over which the learning rate decays (cosine, to 2%).
-DECAY_FRACTION = 0.3
 #: Learning rate of the final density fit (full batch, so it can be large).
 DENSITY_LR = 3e-2
 #: Full-batch density steps fitting the density to the initial model's rounded latents.
@@ -42,21 +39,6 @@ WARMUP_DENSITY_STEPS = 200
 #: down: latents that collapsed to rate 0 at too small a lambda are a trap training does not
 #: leave, while a model with too much rate shrinks it readily.
 START_FACTOR = 2.0
-#: Largest factor one calibration step may change lambda by.
-_MAX_LAMBDA_FACTOR = 8.0
-
-
-def _per_realization(error: torch.Tensor) -> torch.Tensor:
-    return error.flatten(1).sum(1) if error.dim() > 1 else error
-
-
-def torch_distortion(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """The differentiable per-realization distortion for a measure name: (N, ...) x2 -> (N,)."""
-    if name == "squared_error":
-        return lambda x, y: _per_realization((x - y).square())
-    if name == "absolute_error":
-        return lambda x, y: _per_realization((x - y).abs())
-    raise ValueError(f"NTC trains on squared_error or absolute_error distortion, not {name!r}")
 
 
 def initial_lambda(source: Source, target: Target) -> tuple[float, str]:
@@ -75,7 +57,7 @@ def initial_lambda(source: Source, target: Target) -> tuple[float, str]:
 
 def initial_step(
     x: torch.Tensor,
-    distortion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    distortion: Distortion,
     target_distortion: float | None,
     lam: float,
     distortion_name: str,
@@ -123,7 +105,7 @@ class TrainingLog:
     calibration: list[tuple[float, float]] = field(default_factory=list)  # (lambda, validation D)
 
 
-def validation_distortion(model: NTCModel, x: torch.Tensor, distortion: Callable) -> float:
+def validation_distortion(model: NTCModel, x: torch.Tensor, distortion: Distortion) -> float:
     """Mean distortion per realization with hard rounding of the latents."""
     model.eval()
     d = float(distortion(x, model.synthesize(model.quantize(x))).mean())
@@ -131,24 +113,11 @@ def validation_distortion(model: NTCModel, x: torch.Tensor, distortion: Callable
     return d
 
 
-def _recalibrate(lam: float, d_val: float, target: float) -> float:
-    """lambda * D_val / D_target (at most a factor 8 either way): the step that lands on the
-    target where D is proportional to 1/lambda, as for any codec at high rate. (Secant
-    steps are no better: a warm-started model lags behind a change of lambda.)"""
-    return lam * min(_MAX_LAMBDA_FACTOR, max(1 / _MAX_LAMBDA_FACTOR, d_val / target))
-
-
-def _decay(optimizer: torch.optim.Optimizer, lr: float, progress: float) -> None:
-    """Cosine decay of the learning rate from lr (progress 0) to 2% of it (progress 1)."""
-    for group in optimizer.param_groups:
-        group["lr"] = lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress)))
-
-
 def train(
     model: NTCModel,
     train_x: torch.Tensor,
     val_x: torch.Tensor,
-    distortion: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    distortion: Distortion,
     lam: float,
     lambda_rule: str,
     target_distortion: float | None,
@@ -165,18 +134,16 @@ def train(
     """Adam on mean(rate_bits + lambda * distortion) over minibatches of ``train_x``.
 
     The density is first fitted to the initial model's latents (:func:`fit_density`).
-    ``steps`` train everything with the ``quantization`` proxy. With a target distortion,
-    lambda is recalibrated ``calibration_rounds`` times, evenly over the constant-learning-
-    rate part; the last DECAY_FRACTION of the steps decay the learning rate with lambda
-    fixed. Then, with the analysis fixed, ``finetune_steps`` train the synthesis on truly
-    rounded latents and :func:`fit_density` fits the density to them.
+    ``steps`` train everything with the ``quantization`` proxy (:func:`.optimize`). With a
+    target distortion, lambda is recalibrated ``calibration_rounds`` times, evenly over the
+    constant-learning-rate part; the learning-rate decay at the end keeps lambda fixed. Then,
+    with the analysis fixed, ``finetune_steps`` train the synthesis on truly rounded latents
+    and :func:`fit_density` fits the density to them.
     """
-    t0, c0 = time.perf_counter(), time.process_time()
+    clock = Clock()
     log = TrainingLog(lam, lam, lambda_rule, steps + finetune_steps + density_steps + WARMUP_DENSITY_STEPS)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    flat_steps = int(steps * (1 - DECAY_FRACTION))
     rounds = calibration_rounds if target_distortion is not None else 0
-    checkpoints = {flat_steps * (i + 1) // rounds for i in range(rounds)} if rounds else set()
+    checkpoints = calibration_checkpoints(steps, rounds)
     lam = lam * START_FACTOR if rounds else lam
     fit_density(model, train_x, WARMUP_DENSITY_STEPS)  # rates are right from the first step
     model.train()
@@ -184,30 +151,30 @@ def train(
     def batch() -> torch.Tensor:
         return train_x[torch.randint(train_x.shape[0], (batch_size,), generator=generator, device=train_x.device)]
 
-    for step in range(steps):
-        if step >= flat_steps:
-            _decay(optimizer, lr, (step - flat_steps) / max(1, steps - flat_steps))
+    def loss_at(step: int) -> torch.Tensor:
         x = batch()
         rate, x_hat = model(x, generator, quantization)
-        loss = (rate + lam * distortion(x, x_hat)).mean()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+        return (rate + lam * distortion(x, x_hat)).mean()
+
+    def calibrate(step: int) -> None:
+        nonlocal lam
         if step + 1 in checkpoints:
             d_val = validation_distortion(model, val_x, distortion)
             log.calibration.append((lam, d_val))
-            lam = _recalibrate(lam, d_val, target_distortion)
-    optimizer = torch.optim.Adam(model.synthesis.parameters(), lr=lr)
-    for step in range(finetune_steps):
-        _decay(optimizer, lr, step / finetune_steps)
-        loss = model.rounded_distortion(batch(), distortion)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+            lam = recalibrated(lam, d_val, target_distortion)
+
+    optimize(model.parameters(), loss_at, steps=steps, lr=lr, what="NTC", after_step=calibrate)
+    optimize(
+        model.synthesis.parameters(),
+        lambda step: model.rounded_distortion(batch(), distortion),
+        steps=finetune_steps,
+        lr=lr,
+        what="NTC fine-tuning",
+        decay_fraction=1.0,
+    )
     fit_density(model, train_x, density_steps)
     log.lambda_final = lam
-    log.seconds = time.perf_counter() - t0
-    log.cpu_seconds = time.process_time() - c0
+    log.seconds, log.cpu_seconds = clock.seconds()
     return log
 
 
@@ -224,10 +191,11 @@ def fit_density(model: NTCModel, train_x: torch.Tensor, steps: int, lr: float = 
     for c, (v, counts) in enumerate(rows):
         values[c, : v.numel()] = v
         weights[c, : v.numel()] = counts / symbols.shape[1]
-    optimizer = torch.optim.Adam(model.density.parameters(), lr=lr)
-    for step in range(steps):
-        _decay(optimizer, lr, step / steps)
-        loss = -(model.density.log_cell_probability(values) * weights).sum()
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        optimizer.step()
+    optimize(
+        model.density.parameters(),
+        lambda step: -(model.density.log_cell_probability(values) * weights).sum(),
+        steps=steps,
+        lr=lr,
+        what="NTC density fit",
+        decay_fraction=1.0,
+    )

@@ -16,28 +16,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-
-class LinearPlusMLP(nn.Module):
-    """x -> W x + b + MLP(x): (N, d_in) -> (N, d_out). W starts as the identity when square
-    and the MLP's last layer at zero, so the map starts linear."""
-
-    def __init__(self, d_in: int, d_out: int, hidden: int, layers: int = 2) -> None:
-        super().__init__()
-        self.linear = nn.Linear(d_in, d_out)
-        if d_in == d_out:
-            nn.init.eye_(self.linear.weight)
-        nn.init.zeros_(self.linear.bias)
-        widths = [d_in] + [hidden] * layers
-        blocks: list[nn.Module] = []
-        for a, b in zip(widths[:-1], widths[1:]):
-            blocks += [nn.Linear(a, b), nn.GELU()]
-        last = nn.Linear(widths[-1], d_out)
-        nn.init.zeros_(last.weight)
-        nn.init.zeros_(last.bias)
-        self.mlp = nn.Sequential(*blocks, last)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.linear(x) + self.mlp(x)
+from rdbench_plugins._torch_common import LinearPlusMLP
 
 
 class VectorAnalysis(nn.Module):

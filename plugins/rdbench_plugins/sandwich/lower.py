@@ -6,9 +6,10 @@ C = sup_y E_X[exp(-lam d(X, y)) / u(X)],
 
     R(D) >= intercept - lam D  for every D,   intercept = E[-log u(X)] - log C.
 
-u is a residual MLP that outputs log u (:class:`~.training.ResidualMLP`). From a batch of k
-i.i.d. realizations, C_k = sup_y (1/k) sum_i exp(-lam ||x_i - y||^2 - log u(x_i)); for squared
-error the sup is the global mode of a Gaussian mixture with centroids x_i (:mod:`.mode_search`).
+u is an MLP that outputs log u (:class:`~rdbench_plugins._torch_common.LinearPlusMLP`). From a
+batch of k i.i.d. realizations, C_k = sup_y (1/k) sum_i exp(-lam ||x_i - y||^2 - log u(x_i));
+for squared error the sup is the global mode of a Gaussian mixture with centroids x_i
+(:mod:`.mode_search`).
 E[C_k] >= C, and the Jensen bias of -log C_k is removed by the tangent inequality
 log E[C_k] <= E[C_k] / alpha + log alpha - 1 (any alpha > 0): per batch b,
 
@@ -18,14 +19,19 @@ whose expectation lower-bounds the intercept. alpha is the mean of C_b over ``al
 batches drawn independently of the ``eval_batches`` batches xi is averaged over (all from the
 test split), so the estimate is unbiased for a lower bound; its interval is +-2 standard errors
 over the batches. Every xi_b <= log k, so the intercept can never exceed log k nats
-(``intercept_ceiling_bits`` = log2 k).
+(``intercept_ceiling_bits`` = log2 k). The bias E[log C_k] - log C grows with the intercept:
+the relative spread of C_k is about exp((intercept - log k) / 2). A point whose interval
+reaches above half the ceiling is flagged ``near_ceiling``: the bound is valid but can be loose
+by much more than its interval. (No flag is no promise of tightness: with a small k the
+estimate can fall far below both R(D) and the ceiling.)
 
-Training maximizes the plug-in batch intercept mean_i(-log u) - log C_k, climbing from the
-``train_starts`` centroids with the largest mixture value for ``train_iterations`` steps;
-evaluation climbs from every centroid until converged.
+Training maximizes the plug-in intercept mean_i(-log u) - log C on batches of ``train_k``
+realizations (<= k: a smaller batch trains faster, and a u that suits it suits a larger one),
+climbing from the ``train_starts`` centroids with the largest mixture value for
+``train_iterations`` steps; evaluation climbs from every centroid until converged.
 
 Which D the line is evaluated at: the target distortion, or for ``slope=`` targets the
-high-rate tangent point (:func:`~.slopes.high_rate_distortion`). The reported rate is
+tangent point (:func:`~.slopes.tangent_distortion`). The reported rate is
 R_L(D) = intercept - lam D; ``rate_ceiling_bits`` = log2 k - lam_bits D, the largest rate the
 method can report at that D. Squared error only: the mode search is exact only there.
 """
@@ -40,18 +46,13 @@ import torch
 
 from rdbench.interfaces import Estimator, RDPoint, Source
 from rdbench.targets import Target
+from rdbench_plugins._torch_common import LinearPlusMLP, optimize, require_finite, seeded
+from rdbench_plugins.sandwich.common import MeanSE, check_settings, samples, timed
 from rdbench_plugins.sandwich.mode_search import global_mode
-from rdbench_plugins.sandwich.slopes import LN2, high_rate_distortion, target_slope
-from rdbench_plugins.sandwich.training import (
-    Clock,
-    MeanSE,
-    ResidualMLP,
-    check_settings,
-    optimize,
-    require_finite,
-    samples,
-    seeded,
-)
+from rdbench_plugins.sandwich.slopes import LN2, tangent_distortion, target_slope
+
+#: A point is flagged near the ceiling when its intercept interval reaches above this fraction of log2 k.
+NEAR_CEILING = 0.5
 
 
 def batch_intercept(x: torch.Tensor, log_u: torch.Tensor, y: torch.Tensor, lam: float) -> torch.Tensor:
@@ -68,28 +69,35 @@ class BatchStatistics:
     """Per-batch numbers of the evaluation, nats; tensors of shape (B,).
 
     neg_log_u: mean_i(-log u(x_bi)). log_c: log C_b (the batch's sup, normalized by k).
-    iterations: mean-shift iterations of the slowest start over all batches. converged: all
-    starts of all batches converged.
+    iterations: mean-shift iterations of the slowest start over all batches.
     """
 
     neg_log_u: torch.Tensor
     log_c: torch.Tensor
     iterations: int
-    converged: bool
 
 
 def batch_statistics(
     x: torch.Tensor, log_u: torch.Tensor, lam: float, max_iterations: int, tolerance: float
 ) -> BatchStatistics:
-    """Exhaustive mode search in each of B batches: x (B, k, dims), log u (B, k)."""
-    log_c, iterations, converged = [], 0, True
+    """Exhaustive mode search in each of B batches: x (B, k, dims), log u (B, k).
+
+    A start that has not converged within ``max_iterations`` raises RuntimeError: the sup, and
+    with it the bound, would be in doubt.
+    """
+    log_c, iterations = [], 0
     for xb, lub in zip(x, log_u):
         mode = global_mode(xb, -lub, lam, max_iterations=max_iterations, tolerance=tolerance)
+        if not mode.converged:
+            raise RuntimeError(
+                f"sandwich-lower: the mode search did not converge within max_iterations={max_iterations}; "
+                "no bound is reported (raise max_iterations)"
+            )
         log_c.append(mode.log_value - math.log(xb.shape[0]))
-        iterations, converged = max(iterations, mode.iterations), converged and mode.converged
+        iterations = max(iterations, mode.iterations)
     log_c = torch.stack(log_c)
     require_finite("sandwich-lower: log C of the test batches", log_c)
-    return BatchStatistics(-log_u.mean(-1), log_c, iterations, converged)
+    return BatchStatistics(-log_u.mean(-1), log_c, iterations)
 
 
 def linearized_intercepts(stats: BatchStatistics, log_alpha: float) -> torch.Tensor:
@@ -100,43 +108,47 @@ def linearized_intercepts(stats: BatchStatistics, log_alpha: float) -> torch.Ten
 class SandwichLower(Estimator):
     """Lower bound on R(D) for squared-error sources; bits per realization.
 
-    Settings: steps, k (realizations per batch: the sup is over a k-component mixture, and the
-    intercept cannot exceed log2 k bits), lr (Adam), n_train (train-split realizations),
-    hidden / layers (the log u network), train_starts / train_iterations (mode search in
-    training), eval_batches / alpha_batches (independent test-split batches for the estimate
-    and for alpha), max_iterations / tolerance (mean-shift at evaluation; tolerance in kernel
-    widths 1/sqrt(lam)), device (torch device).
+    Settings: steps, k (realizations per evaluation batch: the sup is over a k-component
+    mixture, and the intercept cannot exceed log2 k bits), train_k (realizations per training
+    batch, <= k), lr (Adam), n_train (train-split realizations), hidden / layers (the log u
+    network), train_starts / train_iterations (mode search in training), eval_batches /
+    alpha_batches (independent test-split batches for the estimate and for alpha),
+    max_iterations / tolerance (mean-shift; tolerance in kernel widths 1/sqrt(lam)), device
+    (torch device).
     """
 
     def __init__(
         self,
         steps: int = 2000,
-        k: int = 1024,
-        lr: float = 2e-3,
+        k: int = 4096,
+        train_k: int = 2048,
+        lr: float = 1e-2,
         n_train: int = 50_000,
-        hidden: int = 64,
+        hidden: int = 32,
         layers: int = 2,
         train_starts: int = 16,
         train_iterations: int = 20,
-        eval_batches: int = 40,
-        alpha_batches: int = 10,
+        eval_batches: int = 16,
+        alpha_batches: int = 4,
         max_iterations: int = 2000,
-        tolerance: float = 1e-6,
+        tolerance: float = 1e-4,
         device: str = "cpu",
     ) -> None:
         check_settings(
             "sandwich-lower",
             whole={
-                "steps": (steps, 1), "k": (k, 2), "n_train": (n_train, 1), "hidden": (hidden, 1), "layers": (layers, 0),
-                "train_starts": (train_starts, 1), "train_iterations": (train_iterations, 1),
+                "steps": (steps, 1), "k": (k, 2), "train_k": (train_k, 2), "n_train": (n_train, 1),
+                "hidden": (hidden, 1), "layers": (layers, 0), "train_starts": (train_starts, 1),
+                "train_iterations": (train_iterations, 1),
                 "eval_batches": (eval_batches, 2), "alpha_batches": (alpha_batches, 1),
                 "max_iterations": (max_iterations, 1),
             },
             positive={"lr": lr, "tolerance": tolerance},
         )
-        if n_train < k:
-            raise ValueError(f"sandwich-lower: n_train ({n_train}) must be at least k ({k})")
-        self.steps, self.k, self.lr, self.n_train = int(steps), int(k), float(lr), int(n_train)
+        if not train_k <= min(k, n_train):
+            raise ValueError(f"sandwich-lower: train_k ({train_k}) must be at most k ({k}) and n_train ({n_train})")
+        self.steps, self.k, self.train_k = int(steps), int(k), int(train_k)
+        self.lr, self.n_train = float(lr), int(n_train)
         self.hidden, self.layers = int(hidden), int(layers)
         self.train_starts, self.train_iterations = int(train_starts), int(train_iterations)
         self.eval_batches, self.alpha_batches = int(eval_batches), int(alpha_batches)
@@ -154,38 +166,36 @@ class SandwichLower(Estimator):
         if target.distortion is not None:
             distortion, distortion_rule = float(target.distortion), "target"
         else:
-            distortion, distortion_rule = high_rate_distortion(source, slope), "high-rate tangent"
+            distortion, distortion_rule = tangent_distortion(source, slope)
         lam, dims = slope.nats, math.prod(source.shape)
 
         train_x = samples(source, self.n_train, seed, "train", self.device, torch.float32)
-        log_u = seeded(seed, lambda: ResidualMLP(dims, 1, self.hidden, self.layers)).to(self.device)
+        log_u = seeded(seed, lambda: LinearPlusMLP(dims, 1, self.hidden, self.layers, identity=False)).to(self.device)
         generator = torch.Generator(device=self.device).manual_seed(seed)
-        clock = Clock()
 
         def loss_at(step: int) -> torch.Tensor:
-            x = train_x[torch.randperm(self.n_train, generator=generator, device=self.device)[: self.k]]
+            x = train_x[torch.randperm(self.n_train, generator=generator, device=self.device)[: self.train_k]]
             lu = log_u(x).squeeze(-1)
             mode = global_mode(
                 x, -lu.detach(), lam, starts=self.train_starts, max_iterations=self.train_iterations, tolerance=self.tolerance
             )
             return -batch_intercept(x, lu, mode.y, lam)
 
-        optimize(list(log_u.parameters()), loss_at, steps=self.steps, lr=self.lr, what="sandwich-lower")
-        train_seconds, train_cpu = clock.seconds()
-
-        clock = Clock()
-        batches = self.alpha_batches + self.eval_batches
-        test_x = samples(source, batches * self.k, seed, "test", self.device, torch.float64).reshape(batches, self.k, dims)
-        with torch.no_grad():
-            test_log_u = log_u(test_x.float()).squeeze(-1).double()
-        require_finite("sandwich-lower: log u on the test batches", test_log_u)
-        a = self.alpha_batches
-        alpha_stats = batch_statistics(test_x[:a], test_log_u[:a], lam, self.max_iterations, self.tolerance)
-        stats = batch_statistics(test_x[a:], test_log_u[a:], lam, self.max_iterations, self.tolerance)
-        log_alpha = float(torch.logsumexp(alpha_stats.log_c, 0) - math.log(a))
-        intercept = MeanSE.of(linearized_intercepts(stats, log_alpha), "sandwich-lower: the intercept")
-        plug_in = float((stats.neg_log_u - stats.log_c).mean())
-        eval_seconds, eval_cpu = clock.seconds()
+        timings: dict[str, float] = {}
+        with timed(timings, "train"):
+            optimize(log_u.parameters(), loss_at, steps=self.steps, lr=self.lr, what="sandwich-lower")
+        with timed(timings, "eval"):
+            batches, a = self.alpha_batches + self.eval_batches, self.alpha_batches
+            test_x = samples(source, batches * self.k, seed, "test", self.device, torch.float64)
+            test_x = test_x.reshape(batches, self.k, dims)
+            with torch.no_grad():
+                test_log_u = log_u(test_x.float()).squeeze(-1).double()
+            require_finite("sandwich-lower: log u on the test batches", test_log_u)
+            alpha_stats = batch_statistics(test_x[:a], test_log_u[:a], lam, self.max_iterations, self.tolerance)
+            stats = batch_statistics(test_x[a:], test_log_u[a:], lam, self.max_iterations, self.tolerance)
+            log_alpha = float(torch.logsumexp(alpha_stats.log_c, 0) - math.log(a))
+            intercept = MeanSE.of(linearized_intercepts(stats, log_alpha), "sandwich-lower: the intercept")
+            plug_in = float((stats.neg_log_u - stats.log_c).mean())
 
         intercept_bits, se_bits = intercept.mean / LN2, intercept.se / LN2
         offset = slope.bits * distortion
@@ -198,18 +208,16 @@ class SandwichLower(Estimator):
             "intercept_lower_bits": intercept_bits - 2 * se_bits,
             "intercept_upper_bits": intercept_bits + 2 * se_bits,
             "intercept_ceiling_bits": math.log2(self.k),
+            "near_ceiling": intercept_bits + 2 * se_bits > NEAR_CEILING * math.log2(self.k),
             "plug_in_intercept_bits": plug_in / LN2,
             "log_alpha_nats": log_alpha,
             "k": self.k,
+            "train_k": self.train_k,
             "eval_batches": self.eval_batches,
             "alpha_batches": self.alpha_batches,
             "mode_search_iterations": max(stats.iterations, alpha_stats.iterations),
-            "mode_search_converged": stats.converged and alpha_stats.converged,
             "steps": self.steps,
-            "train_seconds": train_seconds,
-            "train_cpu_seconds": train_cpu,
-            "eval_seconds": eval_seconds,
-            "eval_cpu_seconds": eval_cpu,
+            **timings,
         }
         return [
             RDPoint(

@@ -2,7 +2,7 @@
 
 For squared error, c is (up to a constant) an isotropic Gaussian mixture density with
 centroids x_i (k, dims), weights w_i = exp(log_weights_i) and per-component variance
-1 / (2 lam). Gaussian mean-shift, y <- sum_i p_i(y) x_i with p_i(y) proportional to
+1 / (2 lam). Gaussian mean-shift, y <- m(y) = sum_i p_i(y) x_i with p_i(y) proportional to
 w_i exp(-lam ||x_i - y||^2), is EM for this mixture: it never decreases c and converges to
 a stationary point (Carreira-Perpinan 2007); every mode lies in the convex hull of the
 centroids. :func:`mean_shift` over-relaxes it adaptively, keeping every step an ascent step.
@@ -22,6 +22,8 @@ import torch
 
 #: Largest over-relaxation factor of a mean-shift step.
 _MAX_RELAXATION = 2.0**20
+#: Points evaluated together: bounds the (rows, k) matrices so they stay in cache.
+_ROWS = 128
 
 
 @dataclass(frozen=True)
@@ -29,7 +31,7 @@ class Mode:
     """The best point the search found.
 
     y: (dims,). log_value: () log c(y) in nats. iterations: mean-shift iterations of the
-    slowest start. converged: every start moved less than the tolerance at its last step.
+    slowest start. converged: every start's last mean-shift step was below the tolerance.
     """
 
     y: torch.Tensor
@@ -38,46 +40,83 @@ class Mode:
     converged: bool
 
 
-def squared_distances(y: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    """||y_j - x_i||^2 for y (n, dims) and x (k, dims) -> (n, k), never negative."""
-    d = y.square().sum(-1, keepdim=True) + x.square().sum(-1) - 2.0 * (y @ x.T)
-    return d.clamp_min(0.0)
+class _Mixture:
+    """log c(y) and the mean-shift point m(y) for rows of y (n, dims), from one exp per term:
+    log_weights_i - lam ||x_i - y||^2 = (log_weights_i - lam ||x_i||^2) + 2 lam x_i.y - lam ||y||^2."""
+
+    def __init__(self, x: torch.Tensor, log_weights: torch.Tensor, lam: float) -> None:
+        self.x, self.lam = x, lam
+        self.bias = log_weights - lam * x.square().sum(-1)  # (k,)
+        self.scaled_t = (2 * lam * x).T  # (dims, k)
+
+    def _logits(self, y: torch.Tensor) -> torch.Tensor:
+        return torch.addmm(self.bias, y, self.scaled_t).sub_(self.lam * y.square().sum(-1, keepdim=True))
+
+    def log_value(self, y: torch.Tensor) -> torch.Tensor:
+        """log c(y): (n, dims) -> (n,), nats."""
+        return torch.cat([torch.logsumexp(self._logits(rows), -1) for rows in y.split(_ROWS)])
+
+    def value_and_mean(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(log c(y) (n,), m(y) (n, dims)) for y (n, dims), n <= a few hundred."""
+        logits = self._logits(y)
+        top = logits.amax(-1, keepdim=True)
+        p = logits.sub_(top).exp_()
+        total = p.sum(-1)
+        return top.squeeze(-1) + total.log(), (p @ self.x) / total[:, None]
 
 
 def log_mixture(y: torch.Tensor, x: torch.Tensor, log_weights: torch.Tensor, lam: float) -> torch.Tensor:
     """log c(y_j) for each row of y (n, dims) -> (n,), nats."""
-    return torch.logsumexp(log_weights - lam * squared_distances(y, x), dim=-1)
+    return _Mixture(x, log_weights, lam).log_value(y)
+
+
+def _climb(
+    y: torch.Tensor, mixture: _Mixture, max_iterations: int, tolerance: float
+) -> tuple[torch.Tensor, torch.Tensor, int, bool]:
+    """Over-relaxed mean-shift from the rows of y (n, dims): (end points, log c there, iterations, converged)."""
+    y = y.clone()
+    value, mean = mixture.value_and_mean(y)
+    eta = torch.ones(y.shape[0], dtype=y.dtype, device=y.device)
+    scale = math.sqrt(mixture.lam)
+    moving = torch.nonzero(scale * (mean - y).norm(dim=-1) > tolerance).squeeze(-1)
+    iterations = 0
+    while moving.numel() and iterations < max_iterations:
+        iterations += 1
+        here, shift, before, relax = y[moving], mean[moving], value[moving], eta[moving]
+        candidate = shift + (relax - 1)[:, None] * (shift - here)  # here + relax (shift - here)
+        after, after_mean = mixture.value_and_mean(candidate)
+        accept = (after >= before) | (relax == 1)  # relax = 1 is the EM step: an ascent step
+        if not bool(accept.all()):
+            rejected = torch.nonzero(~accept).squeeze(-1)
+            candidate[rejected] = shift[rejected]
+            after[rejected], after_mean[rejected] = mixture.value_and_mean(shift[rejected])
+        y[moving], value[moving], mean[moving] = candidate, after, after_mean
+        eta[moving] = torch.where(accept, (2 * relax).clamp_max(_MAX_RELAXATION), torch.ones_like(relax))
+        moving = moving[scale * (after_mean - candidate).norm(dim=-1) > tolerance]
+    return y, value, iterations, moving.numel() == 0
 
 
 def mean_shift(
     y: torch.Tensor, x: torch.Tensor, log_weights: torch.Tensor, lam: float, max_iterations: int, tolerance: float
-) -> tuple[torch.Tensor, int, bool]:
-    """Climb from each row of y (n, dims); returns (the end points (n, dims), iterations, converged).
+) -> tuple[torch.Tensor, torch.Tensor, int, bool]:
+    """Climb from each row of y (n, dims): (end points (n, dims), log c there (n,), iterations
+    of the slowest start, whether every start converged).
 
     Adaptive over-relaxed mean-shift (as for EM, Salakhutdinov & Roweis 2003): from y, with the
     mean-shift point m, try y + eta (m - y); keep it and double eta if it does not lower c,
     otherwise take m and reset eta to 1. Every step is an ascent step, and the over-relaxation
     crosses the flat regions where plain mean-shift crawls. A start stops once its mean-shift
-    step sqrt(lam) ||m - y|| (the gradient of log c, in kernel widths 1/sqrt(lam)) is below
-    ``tolerance``; only the moving starts are updated.
+    step sqrt(lam) ||m(y) - y|| (the gradient of log c, in kernel widths 1/sqrt(lam)) is at
+    most ``tolerance``; only the moving starts are updated.
     """
-    y = y.clone()
-    eta = torch.ones(y.shape[0], dtype=y.dtype, device=y.device)
-    moving = torch.arange(y.shape[0], device=y.device)
-    scale = math.sqrt(lam)
-    for iteration in range(1, max_iterations + 1):
-        current, relax = y[moving], eta[moving]
-        logits = log_weights - lam * squared_distances(current, x)
-        value = torch.logsumexp(logits, dim=-1)
-        target = torch.softmax(logits, dim=-1) @ x
-        candidate = current + relax[:, None] * (target - current)
-        accept = log_mixture(candidate, x, log_weights, lam) >= value
-        y[moving] = torch.where(accept[:, None], candidate, target)
-        eta[moving] = torch.where(accept, (2 * relax).clamp_max(_MAX_RELAXATION), torch.ones_like(relax))
-        moving = moving[scale * (target - current).norm(dim=-1) > tolerance]
-        if moving.numel() == 0:
-            return y, iteration, True
-    return y, max_iterations, False
+    mixture = _Mixture(x, log_weights, lam)
+    climbs = [_climb(rows, mixture, max_iterations, tolerance) for rows in y.split(_ROWS)]
+    return (
+        torch.cat([c[0] for c in climbs]),
+        torch.cat([c[1] for c in climbs]),
+        max(c[2] for c in climbs),
+        all(c[3] for c in climbs),
+    )
 
 
 @torch.no_grad()
@@ -99,7 +138,6 @@ def global_mode(
         begin = x[torch.topk(log_mixture(x, x, log_weights, lam), starts).indices]
     else:
         begin = x
-    ends, iterations, converged = mean_shift(begin, x, log_weights, lam, max_iterations, tolerance)
-    values = log_mixture(ends, x, log_weights, lam)
+    ends, values, iterations, converged = mean_shift(begin, x, log_weights, lam, max_iterations, tolerance)
     best = int(torch.argmax(values))
     return Mode(ends[best], values[best], iterations, converged)

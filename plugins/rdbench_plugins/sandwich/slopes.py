@@ -13,6 +13,10 @@ bits * ln 2). Rules, in order:
   k = (components)/2 for squared error and k = (components) for absolute error; the SLB's
   tangent point at slope lambda is D = k / lambda (:func:`high_rate_distortion`), exact for a
   Gaussian whose components all lie below the water level.
+
+Back from a slope to a distortion (:func:`tangent_distortion`, where the lower bound's line is
+read for ``slope=`` targets): the exact tangent point |R'(D)| = lambda when the source has an
+exact R(D) and D_max, otherwise the high-rate one.
 """
 
 from __future__ import annotations
@@ -25,8 +29,11 @@ from rdbench.targets import Target
 
 LN2 = math.log(2.0)
 TARGET, EXACT, HIGH_RATE = "target slope", "exact R(D) slope", "high-rate slope"
+EXACT_TANGENT, HIGH_RATE_TANGENT = "exact tangent", "high-rate tangent"
 #: Relative step of the central difference of R(D).
 _RELATIVE_STEP = 1e-6
+#: The exact tangent point is searched on [D_max * _LOWEST, D_max], by bisection of log D.
+_LOWEST, _BISECTIONS = 1e-9, 60
 
 
 @dataclass(frozen=True)
@@ -73,3 +80,16 @@ def high_rate_distortion(source: Source, slope: Slope) -> float:
     """The tangent point k / lambda_nats of the high-rate R(D) at a slope > 0, at most D_max."""
     distortion = high_rate_dimensions(source) / slope.nats
     return min(distortion, float(source.d_max)) if source.d_max is not None else distortion
+
+
+def tangent_distortion(source: Source, slope: Slope) -> tuple[float, str]:
+    """(D where a line of slope lambda > 0 touches R(D), the rule used): the exact tangent point
+    (|R'(D)| = lambda, R(D) being convex) when the source has an exact R(D) and D_max,
+    otherwise :func:`high_rate_distortion`."""
+    if not (source.has_exact_rd and source.d_max is not None):
+        return high_rate_distortion(source, slope), HIGH_RATE_TANGENT
+    lo, hi = float(source.d_max) * _LOWEST, float(source.d_max)
+    for _ in range(_BISECTIONS):
+        mid = math.sqrt(lo * hi)
+        lo, hi = (mid, hi) if exact_slope_bits(source, mid) > slope.bits else (lo, mid)
+    return hi, EXACT_TANGENT

@@ -21,7 +21,6 @@ reaches, which is near but not exactly the target.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -29,32 +28,21 @@ from torch import nn
 
 from rdbench.interfaces import Estimator, RDPoint, Source
 from rdbench.targets import Target
-from rdbench_plugins.sandwich.slopes import EXACT, LN2, TARGET, target_slope
-from rdbench_plugins.sandwich.training import (
-    DECAY_FRACTION,
-    Clock,
-    MeanSE,
-    check_settings,
-    ResidualMLP,
+from rdbench_plugins._torch_common import (
+    Distortion,
+    LinearPlusMLP,
+    calibration_checkpoints,
     optimize,
-    samples,
+    recalibrated,
     seeded,
+    torch_distortion,
 )
+from rdbench_plugins.sandwich.common import MeanSE, check_settings, samples, timed
+from rdbench_plugins.sandwich.slopes import EXACT, LN2, TARGET, target_slope
 
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 #: Realizations per evaluation batch.
 _EVAL_BATCH = 8192
-#: Largest factor one calibration step may change lambda by.
-_MAX_LAMBDA_FACTOR = 8.0
-
-
-def torch_distortion(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """d(x, y) per realization for flattened (N, dims) tensors -> (N,); differentiable measures only."""
-    if name == "squared_error":
-        return lambda x, y: (x - y).square().sum(-1)
-    if name == "absolute_error":
-        return lambda x, y: (x - y).abs().sum(-1)
-    raise ValueError(f"sandwich-upper trains on squared_error or absolute_error distortion, not {name!r}")
 
 
 class MixturePrior(nn.Module):
@@ -78,8 +66,8 @@ class BetaVAE(nn.Module):
 
     def __init__(self, dims: int, latent: int, hidden: int, layers: int, components: int) -> None:
         super().__init__()
-        self.encoder = ResidualMLP(dims, 2 * latent, hidden, layers)
-        self.decoder = ResidualMLP(latent, dims, hidden, layers)
+        self.encoder = LinearPlusMLP(dims, 2 * latent, hidden, layers)
+        self.decoder = LinearPlusMLP(latent, dims, hidden, layers)
         self.prior = MixturePrior(latent, components)
 
     def forward(self, x: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
@@ -132,7 +120,7 @@ class SandwichUpper(Estimator):
         self.device = torch.device(device)
 
     def estimate(self, source: Source, target: Target, seed: int) -> list[RDPoint]:
-        distortion = torch_distortion(source.distortion.name)
+        distortion = torch_distortion(source.distortion.name, "sandwich-upper")
         target = target.resolve(source)
         slope = target_slope(source, target)
         dims = math.prod(source.shape)
@@ -142,12 +130,10 @@ class SandwichUpper(Estimator):
         model = seeded(seed, lambda: BetaVAE(dims, latent, self.hidden, self.layers, self.components)).to(self.device)
         generator = torch.Generator(device=self.device).manual_seed(seed)
 
-        clock = Clock()
         lam = slope.bits  # bits per unit distortion; rates in the loss are in bits
         calibration: list[list[float]] = []
         rounds = self.calibration_rounds if slope.rule not in (TARGET, EXACT) else 0
-        flat = int(self.steps * (1 - DECAY_FRACTION))
-        checkpoints = {flat * (i + 1) // rounds for i in range(rounds)} if rounds else set()
+        checkpoints = calibration_checkpoints(self.steps, rounds)
 
         def loss_at(step: int) -> torch.Tensor:
             x = train_x[torch.randint(self.n_train, (self.batch_size,), generator=generator, device=self.device)]
@@ -159,15 +145,14 @@ class SandwichUpper(Estimator):
             if step + 1 in checkpoints:
                 d_val = self._evaluate(model, val_x, distortion, generator, lam)[1].mean
                 calibration.append([lam, d_val])
-                lam *= min(_MAX_LAMBDA_FACTOR, max(1 / _MAX_LAMBDA_FACTOR, d_val / float(target.distortion)))
+                lam = recalibrated(lam, d_val, float(target.distortion))
 
-        optimize(list(model.parameters()), loss_at, steps=self.steps, lr=self.lr, what="sandwich-upper", after_step=calibrate)
-        train_seconds, train_cpu = clock.seconds()
-
-        clock = Clock()
-        test_x = samples(source, self.n_test, seed, "test", self.device, torch.float32)
-        rate, dist, gap = self._evaluate(model, test_x, distortion, generator, lam)
-        eval_seconds, eval_cpu = clock.seconds()
+        timings: dict[str, float] = {}
+        with timed(timings, "train"):
+            optimize(model.parameters(), loss_at, steps=self.steps, lr=self.lr, what="sandwich-upper", after_step=calibrate)
+        with timed(timings, "eval"):
+            test_x = samples(source, self.n_test, seed, "test", self.device, torch.float32)
+            rate, dist, gap = self._evaluate(model, test_x, distortion, generator, lam)
         details: dict[str, Any] = {
             "lambda_bits": lam,
             "lambda_initial_bits": slope.bits,
@@ -180,10 +165,7 @@ class SandwichUpper(Estimator):
             "n_test": rate.n,
             "latent": latent,
             "steps": self.steps,
-            "train_seconds": train_seconds,
-            "train_cpu_seconds": train_cpu,
-            "eval_seconds": eval_seconds,
-            "eval_cpu_seconds": eval_cpu,
+            **timings,
         }
         return [
             RDPoint(
@@ -199,7 +181,7 @@ class SandwichUpper(Estimator):
     @staticmethod
     @torch.no_grad()
     def _evaluate(
-        model: BetaVAE, x: torch.Tensor, distortion: Callable, generator: torch.Generator, lam: float
+        model: BetaVAE, x: torch.Tensor, distortion: Distortion, generator: torch.Generator, lam: float
     ) -> tuple[MeanSE, MeanSE, MeanSE]:
         """Rate r in bits, distortion d, and r + lam d (lam in bits per unit distortion), per
         realization of x (n, dims): their means and standard errors."""

@@ -1,0 +1,63 @@
+"""What both bounds share: data as tensors, settings checks and Monte-Carlo statistics.
+
+Realizations of any shape are flattened to vectors of ``dims = prod(source.shape)``
+components, and the networks are MLPs on those vectors
+(:class:`rdbench_plugins._torch_common.LinearPlusMLP`; no convolutional networks yet).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from rdbench.interfaces import Source, Split
+from rdbench_plugins._torch_common import Clock, require_finite
+
+
+def samples(source: Source, n: int, seed: int, split: Split, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
+    """``source.sample(n, seed, split)`` flattened to (n, dims)."""
+    x = np.asarray(source.sample(n, seed, split), dtype=np.float64).reshape(n, -1)
+    return torch.as_tensor(x, dtype=dtype, device=device)
+
+
+@contextmanager
+def timed(details: dict[str, Any], phase: str) -> Iterator[None]:
+    """Record the block's wall and CPU seconds as ``details[phase + "_seconds"]`` and
+    ``details[phase + "_cpu_seconds"]``."""
+    clock = Clock()
+    yield
+    details[f"{phase}_seconds"], details[f"{phase}_cpu_seconds"] = clock.seconds()
+
+
+def check_settings(owner: str, whole: dict[str, tuple[Any, int]], positive: dict[str, Any]) -> None:
+    """Raise ValueError naming the first setting that is not a whole number >= its least value
+    (``whole``: name -> (value, least)) or not a finite number > 0 (``positive``: name -> value)."""
+    for name, (value, least) in whole.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or value < least:
+            raise ValueError(f"{owner}: {name} must be a whole number >= {least}, got {value!r}")
+    for name, value in positive.items():
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
+            raise ValueError(f"{owner}: {name} must be a positive number, got {value!r}")
+
+
+@dataclass(frozen=True)
+class MeanSE:
+    """Mean of n >= 2 i.i.d. Monte-Carlo values and its standard error std / sqrt(n)."""
+
+    mean: float
+    se: float
+    n: int
+
+    @classmethod
+    def of(cls, values: torch.Tensor, what: str) -> MeanSE:
+        """From values of any shape (flattened); NaN or inf raises FloatingPointError naming ``what``."""
+        values = values.detach().double().flatten()
+        require_finite(what, values)
+        n = values.numel()
+        return cls(float(values.mean()), float(values.std(correction=1)) / math.sqrt(n), n)

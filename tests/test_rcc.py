@@ -396,6 +396,16 @@ def test_nerd_rcc_trains_nerd_in_fit_with_absolute_error():
         fitted(laplace, "R=1", channel="nerd", generator="missing.pt")
 
 
+def test_nerd_rcc_refuses_a_generator_stuck_at_its_ceiling():
+    pytest.importorskip("torch")
+    entry = get_registry().get("codec", "pfr-nerd")
+    starved = {**FAST_NERD, "max_steps": 50, "m_eval_max": 16}  # log2 M = 4 bits < R = 6
+    codec = entry.create(entry.record.settings("smoke", {"nerd": starved}))
+    source = GaussianSource([1.0, 1.0, 1.0, 1.0])
+    with pytest.raises(ValueError, match="within 1 bit of its log2 M ceiling"):
+        codec.fit(source, Target.parse("R=6").resolve(source), 0)
+
+
 # -- the plugin and the command line -------------------------------------------------------
 
 

@@ -70,6 +70,13 @@ class NerdChannel(Channel):
 
         entry = get_registry().get("estimator", "nerd")
         point = entry.create(entry.record.settings(profile, overrides)).estimate(source, target, seed)[0]
+        if point.rate_ceiling_bits is not None and point.rate_bits > point.rate_ceiling_bits - 1:
+            raise ValueError(
+                f"NERD's estimate ({point.rate_bits:.2f} bits at D = {point.distortion:.4g}) is within 1 bit of "
+                f"its log2 M ceiling ({point.rate_ceiling_bits:.1f} bits): its generator did not learn a usable "
+                f"Q*_Y for {target}; give NERD a larger budget through the codec's settings nerd "
+                f"(e.g. --set pfr-nerd.nerd='{{\"max_steps\": 8000}}') or nerd_profile"
+            )
         info = {
             "nerd_rate_bits": point.rate_bits,
             "nerd_distortion": point.distortion,

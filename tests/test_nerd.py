@@ -89,8 +89,9 @@ def test_generators_follow_the_source_shape():
     config = generator_config((3, 20, 24), channels=4)
     conv = build_generator(config)
     assert isinstance(conv, ConvGenerator) and config["latent_dim"] == 128
-    y = conv(torch.randn(6, 128))
+    y = conv(torch.randn(6, 128)).detach()
     assert y.shape == (6, 3, 20, 24) and float(y.min()) >= 0 and float(y.max()) <= 1
+    assert generator_config((1, 8, 8))["channels"] == 8 and generator_config((3, 32, 32))["channels"] == 32
     with pytest.raises(ValueError, match="shape"):
         generator_config((2, 3))
 

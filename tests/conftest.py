@@ -65,3 +65,13 @@ def toy_plugins(plugin_site):
     )
     get_registry(refresh=True)
     return plugin_site
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Run a torch test on one thread (the suite's speed target is 2 cores), restoring the count."""
+    torch = pytest.importorskip("torch")
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)

@@ -24,6 +24,8 @@ from rdbench_plugins.nerd.estimator import NERD  # noqa: E402
 from rdbench_plugins.nerd.generators import ConvGenerator, FCGenerator, build_generator, generator_config  # noqa: E402
 from rdbench_plugins.nerd.storage import generator_bytes, load_generator  # noqa: E402
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 #: Small budgets: each test trains in seconds on one core.
 FAST = {"n_train": 8192, "pairs": 2**17, "m_train_max": 4096, "n_eval": 1024, "n_eval_coarse": 16384,
         "m_eval_max": 8192, "max_steps": 600, "window": 25, "anneal_steps": 50, "patience": 1}
@@ -115,7 +117,6 @@ def test_generator_files_round_trip_without_unpickling(tmp_path):
 
 
 def test_two_dimensional_gaussian_is_within_a_tenth_of_a_bit():
-    torch.set_num_threads(1)
     source = _gaussian([1.0, 0.3])
     targets = [Target.parse(t).resolve(source) for t in ("R=1", "R=2")]
     c0 = _cpu_seconds()
@@ -145,7 +146,6 @@ class ShiftedGaussian(Source):
 
 
 def test_curve_decreases_and_the_generator_collapses_to_the_mean_at_zero_rate():
-    torch.set_num_threads(1)
     source = ShiftedGaussian()
     targets = [Target.parse(t).resolve(source) for t in ("D/Dmax=0.99", "D/Dmax=0.3", "D/Dmax=0.6")]
     points = NERD(**FAST).curve(source, targets, seed=1)
@@ -164,7 +164,6 @@ def test_curve_decreases_and_the_generator_collapses_to_the_mean_at_zero_rate():
 
 
 def test_same_seed_same_numbers_and_weights():
-    torch.set_num_threads(1)
     source = _gaussian([1.0, 0.5, 0.2])
     target = Target.parse("R=1.5").resolve(source)
     settings = {**FAST, "max_steps": 100}
@@ -197,7 +196,6 @@ class RandomImages(Source):
 
 
 def test_image_sources_get_the_convolutional_generator():
-    torch.set_num_threads(1)
     settings = {**FAST, "channels": 4, "n_train": 512, "pairs": 2**14, "m_train_max": 1024, "max_steps": 40,
                 "n_eval": 64, "n_eval_coarse": 256, "m_eval_max": 1024}
     point = NERD(**settings).estimate(RandomImages(), Target.parse("D=30").resolve(RandomImages()), seed=0)[0]
@@ -208,7 +206,6 @@ def test_image_sources_get_the_convolutional_generator():
 
 
 def test_slope_targets_use_the_lagrangian_form():
-    torch.set_num_threads(1)
     source = _gaussian([1.0, 0.3])
     # slope 1 bit per unit distortion: water level lambda = log2(e) / 2, one component active
     point = NERD(**FAST).estimate(source, Target.parse("slope=1"), seed=0)[0]

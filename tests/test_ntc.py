@@ -26,12 +26,7 @@ from rdbench_plugins.ntc.training import WARMUP_DENSITY_STEPS  # noqa: E402
 FAST = dict(steps=120, finetune_steps=30, density_steps=60, n_train=1024, n_val=256, batch_size=64, calibration_rounds=1)
 
 
-@pytest.fixture(autouse=True)
-def _threads():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 class TinyImages(Source):

@@ -26,12 +26,7 @@ UPPER_SMOKE = dict(steps=400, n_train=4096, n_val=1024, n_test=4096, hidden=32)
 LOWER_SMOKE = dict(steps=200, k=256, train_k=256, n_train=4096, eval_batches=20, alpha_batches=5)
 
 
-@pytest.fixture(autouse=True)
-def _threads():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def source(name, **settings):

@@ -75,3 +75,16 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(previous)
+
+
+def run_smoke(out, *args: str) -> list[dict]:
+    """``rdbench run ARGS --profile smoke --out OUT``; asserts exit 0 and returns the stored cells."""
+    import json
+
+    from click.testing import CliRunner
+
+    from rdbench.cli import main
+
+    result = CliRunner().invoke(main, ["run", *args, "--profile", "smoke", "--out", str(out), "--no-progress"])
+    assert result.exit_code == 0, result.output
+    return [json.loads(p.read_text()) for p in (out / "cells").glob("*.json")]

@@ -3,7 +3,6 @@ corrupted messages, a 1-d Gaussian against entropy-coded scalar quantization, th
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
@@ -11,10 +10,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from click.testing import CliRunner  # noqa: E402
 
+from conftest import run_smoke  # noqa: E402
 from rdbench import Source, SquaredError  # noqa: E402
-from rdbench.cli import main  # noqa: E402
 from rdbench.registry import get_registry  # noqa: E402
 from rdbench.targets import Target  # noqa: E402
 from rdbench_plugins.ntc.block import BlockNTC, BlockSource  # noqa: E402
@@ -182,11 +180,7 @@ def test_one_dimensional_gaussian_is_near_the_scalar_quantizer():
 
 
 def test_cli_runs_ntc_and_block_ntc(tmp_path):
-    out = tmp_path / "run"
-    args = ["run", "--sources", "gaussian-rcc", "--estimators", "none", "--codecs", "ntc,block-ntc"]
-    result = CliRunner().invoke(main, [*args, "--profile", "smoke", "--out", str(out), "--no-progress"])
-    assert result.exit_code == 0, result.output
-    cells = [json.loads(p.read_text()) for p in (out / "cells").glob("*.json")]
+    cells = run_smoke(tmp_path / "run", "--sources", "gaussian-rcc", "--estimators", "none", "--codecs", "ntc,block-ntc")
     assert len(cells) == 4 and all(c["status"] == "ok" and c["coding"] == "stream" for c in cells)
     for cell in cells:
         point = cell["points"][0]

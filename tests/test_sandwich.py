@@ -3,7 +3,6 @@ maximum, refusal on non-squared-error sources, NaN handling, and a CLI run."""
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
@@ -11,10 +10,9 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from click.testing import CliRunner  # noqa: E402
 
+from conftest import run_smoke  # noqa: E402
 from rdbench import Source, SquaredError  # noqa: E402
-from rdbench.cli import main  # noqa: E402
 from rdbench.registry import get_registry  # noqa: E402
 from rdbench.targets import Target  # noqa: E402
 from rdbench_plugins.sandwich.lower import SandwichLower, batch_statistics  # noqa: E402
@@ -174,10 +172,7 @@ def test_nan_is_an_error_not_a_number(kind):
 
 def test_cli_smoke_run(tmp_path):
     out = tmp_path / "out"
-    args = ["run", "--sources", "gaussian", "--estimators", "sandwich-upper,sandwich-lower", "--codecs", "none"]
-    result = CliRunner().invoke(main, [*args, "--profile", "smoke", "--out", str(out), "--no-progress"])
-    assert result.exit_code == 0, result.output
-    cells = [json.loads(p.read_text()) for p in (out / "cells").glob("*.json")]
+    cells = run_smoke(out, "--sources", "gaussian", "--estimators", "sandwich-upper,sandwich-lower", "--codecs", "none")
     assert len(cells) == 4 and all(c["status"] == "ok" for c in cells)
     bounds = sorted(c["points"][0]["bound"] for c in cells)
     assert bounds == ["lower", "lower", "upper", "upper"]

@@ -1,5 +1,6 @@
-"""The sandwich bounds: both hold on a 2-d Gaussian, the mode search finds a known global
-maximum, refusal on non-squared-error sources, NaN handling, and a CLI run."""
+"""The sandwich bounds: both hold on a 2-d Gaussian, the conv upper bound holds on images, the
+lower bound learns its slope without an exact R(D) and clips at 0, the mode search finds a
+known global maximum, refusal on non-squared-error sources, NaN handling, and a CLI run."""
 
 from __future__ import annotations
 
@@ -15,7 +16,10 @@ from conftest import run_smoke  # noqa: E402
 from rdbench import Source, SquaredError  # noqa: E402
 from rdbench.registry import get_registry  # noqa: E402
 from rdbench.targets import Target  # noqa: E402
-from rdbench_plugins.sandwich.lower import SandwichLower, batch_statistics  # noqa: E402
+from rdbench_plugins._conv import ConvDown, ConvUp  # noqa: E402
+from rdbench_plugins._torch_common import LinearPlusMLP  # noqa: E402
+from rdbench_plugins.sandwich import upper as upper_module  # noqa: E402
+from rdbench_plugins.sandwich.lower import LEARNED, SandwichLower, batch_statistics  # noqa: E402
 from rdbench_plugins.sandwich.mode_search import global_mode, log_mixture  # noqa: E402
 from rdbench_plugins.sandwich.slopes import HIGH_RATE_TANGENT, TARGET, Slope, tangent_distortion  # noqa: E402
 from rdbench_plugins.sandwich.upper import SandwichUpper  # noqa: E402
@@ -46,6 +50,7 @@ def test_both_bounds_hold_on_a_2d_gaussian():
     (lower,) = SandwichLower(**LOWER_SMOKE).estimate(gauss, target, seed=0)
     details = lower.details
     assert lower.bound == "lower" and details["distortion_rule"] == "exact tangent"
+    assert details["lambda_rule"] == TARGET and details["lambda_bits"] == details["lambda_initial_bits"] == slope
     assert lower.distortion == pytest.approx(gauss.distortion_at_rate(1.0))
     exact = gauss.rate_distortion(lower.distortion)
     assert exact - 0.6 <= lower.rate_bits <= exact + 2 * details["intercept_se_bits"]
@@ -176,3 +181,104 @@ def test_cli_smoke_run(tmp_path):
     assert len(cells) == 4 and all(c["status"] == "ok" for c in cells)
     bounds = sorted(c["points"][0]["bound"] for c in cells)
     assert bounds == ["lower", "lower", "upper", "upper"]
+
+
+class ConstantImages(Source):
+    """(1, 6, 6) images whose 36 pixels all equal one value v ~ N(0.5, 0.1^2), clipped to [0, 1]
+    (clipping at 5 sigma: negligible). Squared error summed over the pixels sees only the
+    component along the all-ones direction, a Gaussian of variance 36 * 0.01, so
+    R(D) = 1/2 log2(0.36 / D) bits, exactly that of a scalar Gaussian."""
+
+    shape = (1, 6, 6)
+    distortion = SquaredError()
+    variance = 36 * 0.1**2
+
+    def sample(self, n, seed, split="train"):
+        v = np.clip(self.rng(seed, split).normal(0.5, 0.1, size=n), 0.0, 1.0)
+        return np.broadcast_to(v[:, None, None, None], (n, *self.shape)).copy()
+
+    def rate_distortion(self, distortion):
+        return max(0.0, 0.5 * math.log2(self.variance / distortion))
+
+    @property
+    def d_max(self):
+        return self.variance
+
+
+def test_upper_bound_is_convolutional_on_images_and_holds(monkeypatch):
+    built, build = [], upper_module.BetaVAE
+
+    def spy(*args, **kwargs):
+        built.append(build(*args, **kwargs))
+        return built[-1]
+
+    monkeypatch.setattr(upper_module, "BetaVAE", spy)
+    src = ConstantImages()
+    settings = {**UPPER_SMOKE, "steps": 1000, "batch_size": 64}  # 400 steps stop ~1 bit above R(D)
+    (point,) = SandwichUpper(**settings).estimate(src, Target.parse("R=2").resolve(src), seed=0)
+    (model,) = built
+    assert isinstance(model.encoder, ConvDown) and isinstance(model.decoder, ConvUp)
+    assert not any(isinstance(m, LinearPlusMLP) for m in model.modules())
+    assert model.latent_shape == (16, 2, 2) and model.prior.means.shape == (16 * 2 * 2, 8)
+    details = point.details
+    assert details["architecture"] == "conv" and details["latent_shape"] == [16, 2, 2]
+    assert math.isfinite(point.rate_bits) and point.rate_bits >= 0
+    # an upper bound (in expectation) on the exact R(D): the KL is summed over all 64 latent
+    # elements and the distortion over all 36 pixels; and not a vacuous one
+    exact = src.rate_distortion(point.distortion)
+    assert exact - 2 * details["gap_se_bits"] <= point.rate_bits <= exact + 1.0
+    assert point.distortion == pytest.approx(src.distortion_at_rate(2.0), rel=0.3)
+
+
+def test_conv_vae_shapes_and_kl_sums_over_latent_elements():
+    """(N, C, H, W) in, (N,) KL and (N, C, H, W) out; the KL of a realization is the sum of
+    per-element terms, so it scales with the number of latent elements."""
+    model = upper_module.BetaVAE((3, 5, 7), 4, 8, 2, 3)
+    assert model.latent_shape == (4, 2, 2)
+    x = torch.rand(6, 3, 5, 7, generator=torch.Generator().manual_seed(0))
+    kl, y = model(x, torch.Generator().manual_seed(1))
+    assert kl.shape == (6,) and y.shape == x.shape
+    vector = upper_module.BetaVAE((5,), 3, 8, 2, 3)
+    assert isinstance(vector.encoder, LinearPlusMLP) and vector.latent_shape == (3,)
+    kl, y = vector(torch.rand(6, 5), torch.Generator().manual_seed(1))
+    assert kl.shape == (6,) and y.shape == (6, 5)
+
+
+class HiddenGaussian(Source):
+    """An 8-d Gaussian, variances 1, 1 and six of 0.001, that does not declare its R(D): the
+    high-rate slope k / D = 4 / 0.3 nats is ~4x the exact one at D = 0.3."""
+
+    shape = (8,)
+    distortion = SquaredError()
+    variances = [1.0, 1.0] + [0.001] * 6
+
+    def sample(self, n, seed, split="train"):
+        return self.rng(seed, split).normal(size=(n, 8)) * np.sqrt(self.variances)
+
+
+def test_lower_bound_learns_its_slope_without_exact_rd():
+    exact = source("gaussian", variances=HiddenGaussian.variances)
+    (point,) = SandwichLower(**LOWER_SMOKE).estimate(HiddenGaussian(), Target.parse("D=0.3"), seed=0)
+    details = point.details
+    assert details["lambda_rule"] == LEARNED
+    assert details["lambda_initial_bits"] == pytest.approx(4 / 0.3 / math.log(2))
+    exact_slope = abs(exact.slope(0.3))
+    assert details["lambda_initial_bits"] > 3.5 * exact_slope
+    assert exact_slope / 2 <= details["lambda_bits"] <= 2 * exact_slope
+    rate = exact.rate_distortion(0.3)  # 2.77 bits; the high-rate slope gave a line at -0.9
+    assert point.distortion == 0.3 and point.rate_bits == details["line_rate_bits"]
+    assert rate - 1.0 <= point.rate_bits <= rate + 2 * details["intercept_se_bits"]
+
+
+def test_lower_bound_clips_a_negative_line_at_zero():
+    """With lambda frozen at the high-rate slope (lambda_lr ~ 0) the line is below zero at D = 0.3;
+    R(D) >= 0, so the point reports 0 and keeps the line in the details."""
+    settings = {**LOWER_SMOKE, "lambda_lr": 1e-12}
+    (point,) = SandwichLower(**settings).estimate(HiddenGaussian(), Target.parse("D=0.3"), seed=0)
+    details = point.details
+    assert details["lambda_bits"] == pytest.approx(details["lambda_initial_bits"], rel=1e-6)
+    line, se = details["line_rate_bits"], details["intercept_se_bits"]
+    assert line + 2 * se < 0
+    assert point.rate_bits == point.rate_lower_bits == point.rate_upper_bits == 0.0
+    assert point.rate_ceiling_bits >= 0
+    point.validate()

@@ -3,7 +3,8 @@
 The vector network (a linear map plus an MLP correction), the differentiable distortion
 measures, seeded construction, the Adam loop with its cosine learning-rate decay and NaN
 check, wall / CPU timing, and the rule that recalibrates a Lagrange multiplier lambda (bits
-per unit distortion) toward a target distortion. Importing this module imports torch.
+per unit distortion) toward a target distortion. The convolutional stacks for images are in
+:mod:`rdbench_plugins._conv`. Importing this module imports torch.
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ class Clock:
 
 
 def optimize(
-    parameters: Iterable[nn.Parameter],
+    parameters: Iterable[nn.Parameter] | Iterable[dict],
     loss_at: Callable[[int], torch.Tensor],
     *,
     steps: int,
@@ -106,17 +107,20 @@ def optimize(
 ) -> None:
     """Adam on ``loss_at(step)`` for ``steps`` steps.
 
-    The learning rate is constant, then decays (cosine, from lr to 2% of it) over the last
-    ``decay_fraction`` of the steps. ``after_step(step)`` runs after each update. A NaN or
-    inf loss raises FloatingPointError naming ``what``.
+    ``parameters``: parameters, or torch parameter groups (dicts), a group's own ``lr``
+    replacing ``lr`` for it. Each learning rate is constant, then decays (cosine, from its
+    value to 2% of it) over the last ``decay_fraction`` of the steps. ``after_step(step)`` runs
+    after each update. A NaN or inf loss raises FloatingPointError naming ``what``.
     """
     optimizer = torch.optim.Adam(parameters, lr=lr)
+    initial = [group["lr"] for group in optimizer.param_groups]
     flat = int(steps * (1 - decay_fraction))
     for step in range(steps):
         if step >= flat:
             progress = (step - flat) / max(1, steps - flat)
-            for group in optimizer.param_groups:
-                group["lr"] = lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress)))
+            factor = 0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * progress))
+            for group, group_lr in zip(optimizer.param_groups, initial):
+                group["lr"] = group_lr * factor
         loss = loss_at(step)
         if step % CHECK_EVERY == 0 or step == steps - 1:
             require_finite(f"{what}: the training loss at step {step}", loss.detach())

@@ -1,7 +1,8 @@
 """NTC's analysis and synthesis transforms, chosen by the shape of a realization.
 
 Vector sources (shape () or (m,), or anything not 3-d, flattened): a linear map plus an MLP
-correction. Image sources (shape (C, H, W)): convolutions, two stride-2 stages down and up.
+correction. Image sources (shape (C, H, W)): convolutions, two stride-2 stages down and up
+(the stacks of :mod:`rdbench_plugins._conv`, shared with ``sandwich-upper``).
 
 Both scale the latent by a fixed ``step`` (a distortion-dependent initial quantization step,
 in source units): analysis returns latents in units of the step, synthesis takes them back,
@@ -14,8 +15,7 @@ import math
 
 import torch
 from torch import nn
-from torch.nn import functional as F
-
+from rdbench_plugins._conv import ConvDown, ConvUp, latent_size
 from rdbench_plugins._torch_common import LinearPlusMLP
 
 
@@ -46,44 +46,31 @@ class VectorSynthesis(nn.Module):
 class ConvAnalysis(nn.Module):
     """(N, C, H, W) images -> (N, L, ceil(H/4), ceil(W/4)) latents in units of ``step``.
 
-    Images are zero-padded to multiples of 4 first.
+    The shared :class:`~rdbench_plugins._conv.ConvDown` stack (images zero-padded to
+    multiples of 4 first).
     """
 
     def __init__(self, channels: int, latent_channels: int, hidden: int, step: float) -> None:
         super().__init__()
-        self.net = nn.Sequential(
-            nn.Conv2d(channels, hidden, 5, stride=2, padding=2),
-            nn.GELU(),
-            nn.Conv2d(hidden, hidden, 5, stride=2, padding=2),
-            nn.GELU(),
-            nn.Conv2d(hidden, latent_channels, 3, padding=1),
-        )
+        self.net = ConvDown(channels, hidden, latent_channels)
         self.register_buffer("step", torch.tensor(float(step)))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        h, w = x.shape[-2:]
-        x = F.pad(x, (0, -w % 4, 0, -h % 4))
         return self.net(x) / self.step
 
 
 class ConvSynthesis(nn.Module):
-    """(N, L, h, w) latents in units of ``step`` -> (N, C, H, W) images (cropped back)."""
+    """(N, L, h, w) latents in units of ``step`` -> (N, C, H, W) images (cropped back): the
+    shared :class:`~rdbench_plugins._conv.ConvUp` stack."""
 
     def __init__(self, latent_channels: int, channels: int, hidden: int, step: float, size: tuple[int, int]) -> None:
         super().__init__()
         self.size = size
-        self.net = nn.Sequential(
-            nn.Conv2d(latent_channels, hidden, 3, padding=1),
-            nn.GELU(),
-            nn.ConvTranspose2d(hidden, hidden, 5, stride=2, padding=2, output_padding=1),
-            nn.GELU(),
-            nn.ConvTranspose2d(hidden, channels, 5, stride=2, padding=2, output_padding=1),
-        )
+        self.net = ConvUp(latent_channels, hidden, channels, size)
         self.register_buffer("step", torch.tensor(float(step)))
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
-        h, w = self.size
-        return self.net(y * self.step)[..., :h, :w]
+        return self.net(y * self.step)
 
 
 def build_transforms(
@@ -101,7 +88,7 @@ def build_transforms(
         return (
             ConvAnalysis(c, latent, hidden, step),
             ConvSynthesis(latent, c, hidden, step, (h, w)),
-            (latent, math.ceil(h / 4), math.ceil(w / 4)),
+            (latent, *latent_size((h, w))),
         )
     m = math.prod(shape)
     latent = latent or m

@@ -1,8 +1,9 @@
 """What both bounds share: data as tensors, settings checks and Monte-Carlo statistics.
 
-Realizations of any shape are flattened to vectors of ``dims = prod(source.shape)``
-components, and the networks are MLPs on those vectors
-(:class:`rdbench_plugins._torch_common.LinearPlusMLP`; no convolutional networks yet).
+The lower bound flattens realizations of any shape to vectors of ``dims = prod(source.shape)``
+components and its log u is an MLP on them
+(:class:`rdbench_plugins._torch_common.LinearPlusMLP`). The upper bound keeps images
+(shape (C, H, W)) as images for its convolutional beta-VAE and flattens everything else.
 """
 
 from __future__ import annotations
@@ -20,9 +21,13 @@ from rdbench.interfaces import Source, Split
 from rdbench_plugins._torch_common import Clock, require_finite
 
 
-def samples(source: Source, n: int, seed: int, split: Split, device: torch.device, dtype: torch.dtype) -> torch.Tensor:
-    """``source.sample(n, seed, split)`` flattened to (n, dims)."""
-    x = np.asarray(source.sample(n, seed, split), dtype=np.float64).reshape(n, -1)
+def samples(
+    source: Source, n: int, seed: int, split: Split, device: torch.device, dtype: torch.dtype, flatten: bool = True
+) -> torch.Tensor:
+    """``source.sample(n, seed, split)`` flattened to (n, dims), or as (n, *source.shape)
+    when ``flatten`` is False."""
+    x = np.asarray(source.sample(n, seed, split), dtype=np.float64)
+    x = x.reshape(n, -1) if flatten else x.reshape(n, *source.shape)
     return torch.as_tensor(x, dtype=dtype, device=device)
 
 

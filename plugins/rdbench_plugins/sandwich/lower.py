@@ -28,12 +28,33 @@ estimate can fall far below both R(D) and the ceiling.)
 Training maximizes the plug-in intercept mean_i(-log u) - log C on batches of ``train_k``
 realizations (<= k: a smaller batch trains faster, and a u that suits it suits a larger one),
 climbing from the ``train_starts`` centroids with the largest mixture value for
-``train_iterations`` steps; evaluation climbs from every centroid until converged.
+``train_iterations`` steps; evaluation climbs from every distinct centroid until converged
+(repeated realizations, as a finite data set gives, climb identically).
+
+The slope (:mod:`.slopes`). ``slope=`` targets and distortion targets on a source with an
+exact R(D) fix lam (the target's slope, or the exact |R'(D)|). Otherwise the only rule is the
+high-rate one, k / D nats, which can be far too steep (about 25x on the 8 x 8 digits at
+D/Dmax = 0.4, where it put the line tens of bits below zero). Then lam is learned: log lam
+starts at the high-rate slope and is trained jointly with u (its own Adam learning rate,
+``lambda_lr``) on the bound at the target distortion itself,
+
+    maximize  plug-in intercept(u, lam) - lam D_target,
+
+which is a lower bound on R(D_target) for every lam > 0, and for a fixed u concave in lam
+(log C is a log-sum-exp of functions linear in lam, maximized over y). Its derivative in lam
+is the mixture-weighted distortion at the mode minus D_target, taken with the mode held fixed
+(the envelope theorem; the mode search uses the current lam). lam depends only on training
+data, so the evaluation at the final lam is the same unbiased estimate as for a fixed lam.
+Details: ``lambda_rule`` ("learned (high-rate start)" when learned), ``lambda_initial_bits``
+and the final ``lambda_bits``.
 
 Which D the line is evaluated at: the target distortion, or for ``slope=`` targets the
-tangent point (:func:`~.slopes.tangent_distortion`). The reported rate is
-R_L(D) = intercept - lam D; ``rate_ceiling_bits`` = log2 k - lam_bits D, the largest rate the
-method can report at that D. Squared error only: the mode search is exact only there.
+tangent point (:func:`~.slopes.tangent_distortion`). The line is
+R_L(D) = intercept - lam D (``line_rate_bits`` in the details); since R(D) >= 0 as well, the
+point's rate_bits, rate_lower_bits and rate_upper_bits are the line's (and its +-2 SE
+interval's) clipped below at 0. ``rate_ceiling_bits`` = max(log2 k - lam_bits D, 0), the
+largest rate the method can report at that D. Squared error only: the mode search is exact
+only there.
 """
 
 from __future__ import annotations
@@ -48,17 +69,21 @@ from rdbench.interfaces import Estimator, RDPoint, Source
 from rdbench.targets import Target
 from rdbench_plugins._torch_common import LinearPlusMLP, optimize, require_finite, seeded
 from rdbench_plugins.sandwich.common import MeanSE, check_settings, samples, timed
-from rdbench_plugins.sandwich.mode_search import global_mode
-from rdbench_plugins.sandwich.slopes import LN2, tangent_distortion, target_slope
+from rdbench_plugins.sandwich.mode_search import global_mode, mean_shift
+from rdbench_plugins.sandwich.slopes import HIGH_RATE, LN2, tangent_distortion, target_slope
 
 #: A point is flagged near the ceiling when its intercept interval reaches above this fraction of log2 k.
 NEAR_CEILING = 0.5
+#: ``lambda_rule`` of a slope learned at the target distortion, starting from the high-rate slope.
+LEARNED = "learned (high-rate start)"
 
 
-def batch_intercept(x: torch.Tensor, log_u: torch.Tensor, y: torch.Tensor, lam: float) -> torch.Tensor:
+def batch_intercept(x: torch.Tensor, log_u: torch.Tensor, y: torch.Tensor, lam: float | torch.Tensor) -> torch.Tensor:
     """mean_i(-log u_i) - log (1/k) sum_i exp(-lam ||x_i - y||^2 - log u_i), nats.
 
-    x: (k, dims); log_u: (k,); y: (dims,) the batch's mode. Differentiable in log_u.
+    x: (k, dims); log_u: (k,); y: (dims,) the batch's mode; lam: nats per unit distortion, a
+    float or a () tensor. Differentiable in log_u and in a tensor lam (with y held fixed: at
+    the sup over y that is the whole derivative, by the envelope theorem).
     """
     log_c = torch.logsumexp(-log_u - lam * (x - y).square().sum(-1), dim=0) - math.log(x.shape[0])
     return -log_u.mean() - log_c
@@ -77,24 +102,27 @@ class BatchStatistics:
     iterations: int
 
 
+@torch.no_grad()
 def batch_statistics(
     x: torch.Tensor, log_u: torch.Tensor, lam: float, max_iterations: int, tolerance: float
 ) -> BatchStatistics:
     """Exhaustive mode search in each of B batches: x (B, k, dims), log u (B, k).
 
-    A start that has not converged within ``max_iterations`` raises RuntimeError: the sup, and
-    with it the bound, would be in doubt.
+    The climb starts from every distinct centroid (repeated realizations, as a finite data set
+    gives, climb identically, so each is climbed once). A start that has not converged within
+    ``max_iterations`` raises RuntimeError: the sup, and with it the bound, would be in doubt.
     """
     log_c, iterations = [], 0
     for xb, lub in zip(x, log_u):
-        mode = global_mode(xb, -lub, lam, max_iterations=max_iterations, tolerance=tolerance)
-        if not mode.converged:
+        starts = torch.unique(xb, dim=0)
+        _, values, climbed, converged = mean_shift(starts, xb, -lub, lam, max_iterations, tolerance)
+        if not converged:
             raise RuntimeError(
                 f"sandwich-lower: the mode search did not converge within max_iterations={max_iterations}; "
                 "no bound is reported (raise max_iterations)"
             )
-        log_c.append(mode.log_value - math.log(xb.shape[0]))
-        iterations = max(iterations, mode.iterations)
+        log_c.append(values.max() - math.log(xb.shape[0]))
+        iterations = max(iterations, climbed)
     log_c = torch.stack(log_c)
     require_finite("sandwich-lower: log C of the test batches", log_c)
     return BatchStatistics(-log_u.mean(-1), log_c, iterations)
@@ -113,13 +141,14 @@ class SandwichLower(Estimator):
     batch, <= k), lr (Adam), n_train (train-split realizations), hidden / layers (the log u
     network), train_starts / train_iterations (mode search in training), eval_batches /
     alpha_batches (independent test-split batches for the estimate and for alpha),
-    max_iterations / tolerance (mean-shift; tolerance in kernel widths 1/sqrt(lam)), device
-    (torch device).
+    max_iterations / tolerance (mean-shift; tolerance in kernel widths 1/sqrt(lam)),
+    lambda_lr (Adam learning rate of log lambda when lambda is learned; see the module
+    docstring), device (torch device).
     """
 
     def __init__(
         self,
-        steps: int = 2000,
+        steps: int = 1000,
         k: int = 4096,
         train_k: int = 2048,
         lr: float = 1e-2,
@@ -132,6 +161,7 @@ class SandwichLower(Estimator):
         alpha_batches: int = 4,
         max_iterations: int = 2000,
         tolerance: float = 1e-4,
+        lambda_lr: float = 0.05,
         device: str = "cpu",
     ) -> None:
         check_settings(
@@ -143,7 +173,7 @@ class SandwichLower(Estimator):
                 "eval_batches": (eval_batches, 2), "alpha_batches": (alpha_batches, 1),
                 "max_iterations": (max_iterations, 1),
             },
-            positive={"lr": lr, "tolerance": tolerance},
+            positive={"lr": lr, "tolerance": tolerance, "lambda_lr": lambda_lr},
         )
         if not train_k <= min(k, n_train):
             raise ValueError(f"sandwich-lower: train_k ({train_k}) must be at most k ({k}) and n_train ({n_train})")
@@ -153,6 +183,7 @@ class SandwichLower(Estimator):
         self.train_starts, self.train_iterations = int(train_starts), int(train_iterations)
         self.eval_batches, self.alpha_batches = int(eval_batches), int(alpha_batches)
         self.max_iterations, self.tolerance = int(max_iterations), float(tolerance)
+        self.lambda_lr = float(lambda_lr)
         self.device = torch.device(device)
 
     def estimate(self, source: Source, target: Target, seed: int) -> list[RDPoint]:
@@ -167,7 +198,9 @@ class SandwichLower(Estimator):
             distortion, distortion_rule = float(target.distortion), "target"
         else:
             distortion, distortion_rule = tangent_distortion(source, slope)
-        lam, dims = slope.nats, math.prod(source.shape)
+        dims = math.prod(source.shape)
+        learn = slope.rule == HIGH_RATE  # no trustworthy slope: learn it at the target distortion
+        log_lam = torch.nn.Parameter(torch.tensor(math.log(slope.nats), device=self.device))
 
         train_x = samples(source, self.n_train, seed, "train", self.device, torch.float32)
         log_u = seeded(seed, lambda: LinearPlusMLP(dims, 1, self.hidden, self.layers, identity=False)).to(self.device)
@@ -176,14 +209,23 @@ class SandwichLower(Estimator):
         def loss_at(step: int) -> torch.Tensor:
             x = train_x[torch.randperm(self.n_train, generator=generator, device=self.device)[: self.train_k]]
             lu = log_u(x).squeeze(-1)
-            mode = global_mode(
-                x, -lu.detach(), lam, starts=self.train_starts, max_iterations=self.train_iterations, tolerance=self.tolerance
+            lam = log_lam.exp() if learn else slope.nats
+            mode = global_mode(  # at the current lambda, held fixed
+                x, -lu.detach(), float(lam.detach()) if learn else lam, starts=self.train_starts,
+                max_iterations=self.train_iterations, tolerance=self.tolerance,
             )
-            return -batch_intercept(x, lu, mode.y, lam)
+            bound = batch_intercept(x, lu, mode.y, lam)  # a lower bound on R(D) + lam D, nats
+            return -(bound - lam * distortion) if learn else -bound
 
+        groups: list[dict[str, Any]] = [{"params": list(log_u.parameters())}]
+        if learn:
+            groups.append({"params": [log_lam], "lr": self.lambda_lr})
         timings: dict[str, float] = {}
         with timed(timings, "train"):
-            optimize(log_u.parameters(), loss_at, steps=self.steps, lr=self.lr, what="sandwich-lower")
+            optimize(groups, loss_at, steps=self.steps, lr=self.lr, what="sandwich-lower")
+        lam = float(log_lam.detach().exp()) if learn else slope.nats
+        require_finite("sandwich-lower: the learned slope lambda", lam)
+        lam_bits = lam / LN2 if learn else slope.bits
         with timed(timings, "eval"):
             batches, a = self.alpha_batches + self.eval_batches, self.alpha_batches
             test_x = samples(source, batches * self.k, seed, "test", self.device, torch.float64)
@@ -198,10 +240,13 @@ class SandwichLower(Estimator):
             plug_in = float((stats.neg_log_u - stats.log_c).mean())
 
         intercept_bits, se_bits = intercept.mean / LN2, intercept.se / LN2
-        offset = slope.bits * distortion
+        offset = lam_bits * distortion
+        line = intercept_bits - offset
         details: dict[str, Any] = {
-            "lambda_bits": slope.bits,
-            "lambda_rule": slope.rule,
+            "lambda_bits": lam_bits,
+            "lambda_initial_bits": slope.bits,
+            "lambda_rule": LEARNED if learn else slope.rule,
+            "line_rate_bits": line,
             "distortion_rule": distortion_rule,
             "intercept_bits": intercept_bits,
             "intercept_se_bits": se_bits,
@@ -220,13 +265,13 @@ class SandwichLower(Estimator):
             **timings,
         }
         return [
-            RDPoint(
-                rate_bits=intercept_bits - offset,
+            RDPoint(  # R(D) >= 0 too: the line is clipped at 0
+                rate_bits=max(line, 0.0),
                 distortion=distortion,
                 bound="lower",
-                rate_lower_bits=intercept_bits - 2 * se_bits - offset,
-                rate_upper_bits=intercept_bits + 2 * se_bits - offset,
-                rate_ceiling_bits=math.log2(self.k) - offset,
+                rate_lower_bits=max(line - 2 * se_bits, 0.0),
+                rate_upper_bits=max(line + 2 * se_bits, 0.0),
+                rate_ceiling_bits=max(math.log2(self.k) - offset, 0.0),
                 details=details,
             )
         ]

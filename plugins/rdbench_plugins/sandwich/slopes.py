@@ -12,7 +12,9 @@ bits * ln 2). Rules, in order:
 * otherwise the high-rate (Shannon lower bound) slope k / D nats per unit distortion, with
   k = (components)/2 for squared error and k = (components) for absolute error; the SLB's
   tangent point at slope lambda is D = k / lambda (:func:`high_rate_distortion`), exact for a
-  Gaussian whose components all lie below the water level.
+  Gaussian whose components all lie below the water level. Far too steep for data whose
+  pixels have little variance each (8 x 8 digits: about 25x), so the bounds only start from
+  it: the upper bound recalibrates lambda on validation data, the lower bound learns it.
 
 Back from a slope to a distortion (:func:`tangent_distortion`, where the lower bound's line is
 read for ``slope=`` targets): the exact tangent point |R'(D)| = lambda when the source has an

@@ -1,11 +1,14 @@
 """The sandwich upper bound: a beta-VAE (Yang & Mandt 2022, Sec. 3.1).
 
 Encoder q(z|x) = N(mu(x), diag sigma(x)^2), a learned prior p(z) factorized over the latent
-dimensions with a K-component Gaussian mixture per dimension, and a decoder y = g(z). For any
+elements with a K-component Gaussian mixture per element, and a decoder y = g(z). Vector
+sources use MLPs on the flattened realization; image sources (shape (C, H, W)) use
+convolutions: z is a (latent, ceil(H/4), ceil(W/4)) map per image (:class:`BetaVAE`). For any
 such model, I(X; Y) <= I(X; Z) <= E_X KL(q(z|X) || p(z)) =: R, with D = E d(X, g(Z)); so
 (D, R) is achievable and R upper-bounds R(D). Training minimizes R + lambda D in bits per
 realization (nats internally, divided by ln 2), with the KL estimated from one sample
-z ~ q(z|x): KL = -H[q(.|x)] - log p(z), the entropy of q in closed form. The reported point is
+z ~ q(z|x): KL = -H[q(.|x)] - log p(z), the entropy of q in closed form, summed over all
+latent elements of the realization (bits per realization). The reported point is
 (D, R) estimated the same way on ``n_test`` held-out test realizations, with standard errors.
 The interval is R +- 2 SE of R + lambda D (``gap_se_bits``): the delta-method standard error
 of R - R(D) at the estimated D, since the estimate of D is as noisy as that of R and a
@@ -28,6 +31,7 @@ from torch import nn
 
 from rdbench.interfaces import Estimator, RDPoint, Source
 from rdbench.targets import Target
+from rdbench_plugins._conv import ConvDown, ConvUp, latent_size
 from rdbench_plugins._torch_common import (
     Distortion,
     LinearPlusMLP,
@@ -43,10 +47,17 @@ from rdbench_plugins.sandwich.slopes import EXACT, LN2, TARGET, target_slope
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 #: Realizations per evaluation batch.
 _EVAL_BATCH = 8192
+#: Default latent channels per image channel (images).
+_IMAGE_LATENT = 16
+#: Default MLP width (vectors) and conv channels (images): 32 channels keep a default-profile
+#: cell on 8 x 8 digits near a minute on one CPU thread (128 would take about 6x longer).
+_VECTOR_HIDDEN, _IMAGE_HIDDEN = 128, 32
 
 
 class MixturePrior(nn.Module):
-    """p(z) = prod_l sum_c pi_lc N(z_l; m_lc, s_lc^2): latent (L,) dimensions, K components each."""
+    """p(z) = prod_l sum_c pi_lc N(z_l; m_lc, s_lc^2): one K-component Gaussian mixture for each
+    of the ``latent`` elements of a realization's latent (for images every channel and
+    position has its own)."""
 
     def __init__(self, latent: int, components: int) -> None:
         super().__init__()
@@ -55,27 +66,50 @@ class MixturePrior(nn.Module):
         self.log_scales = nn.Parameter(torch.zeros(latent, components))
 
     def log_prob(self, z: torch.Tensor) -> torch.Tensor:
-        """log p(z) in nats: (N, L) -> (N,)."""
+        """log p(z) in nats, summed over the elements: (N, latent) -> (N,)."""
         scaled = (z[..., None] - self.means) * torch.exp(-self.log_scales)
         log_normal = -0.5 * scaled.square() - self.log_scales - _HALF_LOG_2PI
         return torch.logsumexp(log_normal + torch.log_softmax(self.logits, -1), -1).sum(-1)
 
 
 class BetaVAE(nn.Module):
-    """x (N, dims) -> (KL estimate in nats (N,), reproduction y (N, dims))."""
+    """x (N, *shape) -> (KL estimate in nats per realization (N,), reproduction y (N, *shape)).
 
-    def __init__(self, dims: int, latent: int, hidden: int, layers: int, components: int) -> None:
+    Vector sources (any shape but (C, H, W); x flattened to (N, dims)): MLP encoder and decoder
+    (:class:`~rdbench_plugins._torch_common.LinearPlusMLP`, width ``hidden``, ``layers`` hidden
+    layers), latent_shape (latent,). Image sources (shape (C, H, W)): the shared convolutional
+    stacks of :mod:`rdbench_plugins._conv` with ``hidden`` channels (``layers`` unused): the
+    encoder :class:`~rdbench_plugins._conv.ConvDown` maps an image to a (2 latent, h, w) map,
+    h, w = ceil(H/4), ceil(W/4), split into the mean and the log standard deviation maps, and
+    the decoder :class:`~rdbench_plugins._conv.ConvUp` maps z (latent, h, w) back to (C, H, W);
+    latent_shape (latent, h, w). Either way the prior has a mixture for each of the
+    prod(latent_shape) latent elements, and the KL is summed over all of them.
+    """
+
+    def __init__(self, shape: tuple[int, ...], latent: int, hidden: int, layers: int, components: int) -> None:
         super().__init__()
-        self.encoder = LinearPlusMLP(dims, 2 * latent, hidden, layers)
-        self.decoder = LinearPlusMLP(latent, dims, hidden, layers)
-        self.prior = MixturePrior(latent, components)
+        self.shape = tuple(shape)
+        self.image = len(self.shape) == 3
+        if self.image:
+            c, h, w = self.shape
+            self.encoder: nn.Module = ConvDown(c, hidden, 2 * latent)
+            self.decoder: nn.Module = ConvUp(latent, hidden, c, (h, w))
+            self.latent_shape: tuple[int, ...] = (latent, *latent_size((h, w)))
+        else:
+            dims = math.prod(self.shape)
+            self.encoder = LinearPlusMLP(dims, 2 * latent, hidden, layers)
+            self.decoder = LinearPlusMLP(latent, dims, hidden, layers)
+            self.latent_shape = (latent,)
+        self.prior = MixturePrior(math.prod(self.latent_shape), components)
 
     def forward(self, x: torch.Tensor, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-        mean, log_std = self.encoder(x).chunk(2, dim=-1)
+        n = x.shape[0]
+        stats = self.encoder(x if self.image else x.reshape(n, -1))
+        mean, log_std = stats.chunk(2, dim=1)  # (N, *latent_shape) each
         noise = torch.randn(mean.shape, generator=generator, device=mean.device, dtype=mean.dtype)
         z = mean + torch.exp(log_std) * noise
-        entropy = (log_std + 0.5 + _HALF_LOG_2PI).sum(-1)  # H[N(mean, diag exp(2 log_std))]
-        return -entropy - self.prior.log_prob(z), self.decoder(z)
+        entropy = (log_std + 0.5 + _HALF_LOG_2PI).flatten(1).sum(-1)  # H[N(mean, diag exp(2 log_std))]
+        return -entropy - self.prior.log_prob(z.flatten(1)), self.decoder(z).reshape(x.shape)
 
 
 class SandwichUpper(Estimator):
@@ -83,21 +117,25 @@ class SandwichUpper(Estimator):
 
     Settings: steps, batch_size, lr (Adam), n_train (train-split realizations), n_val
     (train-split realizations held out for lambda calibration), n_test (test-split
-    realizations the point is evaluated on), latent (latent dimensions; None: the source's
-    dims), hidden / layers (MLP width and depth), components (mixture components per latent
-    dimension), calibration_rounds (see the module docstring), device (torch device).
+    realizations the point is evaluated on), latent (vectors: latent dimensions, None: the
+    source's dims; images: latent channels, None: 16 per image channel, so that there are at
+    least as many latent elements as pixels), hidden (vectors: MLP width, None: 128; images:
+    conv channels, None: 32), layers (MLP depth; unused for images), components (mixture
+    components per latent element), calibration_rounds (see the module docstring), device
+    (torch device).
+    Architectures: :class:`BetaVAE`.
     """
 
     def __init__(
         self,
         steps: int = 5000,
-        batch_size: int = 256,
+        batch_size: int = 128,
         lr: float = 2e-3,
         n_train: int = 50_000,
         n_val: int = 5000,
         n_test: int = 20_000,
         latent: int | None = None,
-        hidden: int = 128,
+        hidden: int | None = None,
         layers: int = 2,
         components: int = 8,
         calibration_rounds: int = 3,
@@ -107,15 +145,17 @@ class SandwichUpper(Estimator):
             "sandwich-upper",
             whole={
                 "steps": (steps, 1), "batch_size": (batch_size, 1), "n_train": (n_train, 1), "n_val": (n_val, 1),
-                "n_test": (n_test, 2), "latent": (1 if latent is None else latent, 1), "hidden": (hidden, 1),
-                "layers": (layers, 0), "components": (components, 1), "calibration_rounds": (calibration_rounds, 0),
+                "n_test": (n_test, 2), "latent": (1 if latent is None else latent, 1),
+                "hidden": (1 if hidden is None else hidden, 1), "layers": (layers, 0), "components": (components, 1),
+                "calibration_rounds": (calibration_rounds, 0),
             },
             positive={"lr": lr},
         )
         self.steps, self.batch_size, self.lr = int(steps), int(batch_size), float(lr)
         self.n_train, self.n_val, self.n_test = int(n_train), int(n_val), int(n_test)
         self.latent = None if latent is None else int(latent)
-        self.hidden, self.layers, self.components = int(hidden), int(layers), int(components)
+        self.hidden = None if hidden is None else int(hidden)
+        self.layers, self.components = int(layers), int(components)
         self.calibration_rounds = int(calibration_rounds)
         self.device = torch.device(device)
 
@@ -123,11 +163,14 @@ class SandwichUpper(Estimator):
         distortion = torch_distortion(source.distortion.name, "sandwich-upper")
         target = target.resolve(source)
         slope = target_slope(source, target)
-        dims = math.prod(source.shape)
-        latent = self.latent or dims
-        data = samples(source, self.n_train + self.n_val, seed, "train", self.device, torch.float32)
+        shape = tuple(source.shape)
+        image = len(shape) == 3
+        latent = self.latent or (_IMAGE_LATENT * shape[0] if image else math.prod(shape))
+        hidden = self.hidden or (_IMAGE_HIDDEN if image else _VECTOR_HIDDEN)
+        n = self.n_train + self.n_val
+        data = samples(source, n, seed, "train", self.device, torch.float32, flatten=False)
         train_x, val_x = data[: self.n_train], data[self.n_train :]
-        model = seeded(seed, lambda: BetaVAE(dims, latent, self.hidden, self.layers, self.components)).to(self.device)
+        model = seeded(seed, lambda: BetaVAE(shape, latent, hidden, self.layers, self.components)).to(self.device)
         generator = torch.Generator(device=self.device).manual_seed(seed)
 
         lam = slope.bits  # bits per unit distortion; rates in the loss are in bits
@@ -151,7 +194,7 @@ class SandwichUpper(Estimator):
         with timed(timings, "train"):
             optimize(model.parameters(), loss_at, steps=self.steps, lr=self.lr, what="sandwich-upper", after_step=calibrate)
         with timed(timings, "eval"):
-            test_x = samples(source, self.n_test, seed, "test", self.device, torch.float32)
+            test_x = samples(source, self.n_test, seed, "test", self.device, torch.float32, flatten=False)
             rate, dist, gap = self._evaluate(model, test_x, distortion, generator, lam)
         details: dict[str, Any] = {
             "lambda_bits": lam,
@@ -164,6 +207,9 @@ class SandwichUpper(Estimator):
             "gap_se_bits": gap.se,
             "n_test": rate.n,
             "latent": latent,
+            "hidden": hidden,
+            "latent_shape": list(model.latent_shape),
+            "architecture": "conv" if model.image else "mlp",
             "steps": self.steps,
             **timings,
         }
@@ -183,8 +229,9 @@ class SandwichUpper(Estimator):
     def _evaluate(
         model: BetaVAE, x: torch.Tensor, distortion: Distortion, generator: torch.Generator, lam: float
     ) -> tuple[MeanSE, MeanSE, MeanSE]:
-        """Rate r in bits, distortion d, and r + lam d (lam in bits per unit distortion), per
-        realization of x (n, dims): their means and standard errors."""
+        """Rate r in bits (the KL summed over all latent elements), distortion d, and r + lam d
+        (lam in bits per unit distortion), per realization of x (n, *shape): their means and
+        standard errors."""
         rates, dists = [], []
         for chunk in x.split(_EVAL_BATCH):
             rate, y = model(chunk, generator)

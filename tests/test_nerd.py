@@ -21,7 +21,13 @@ from rdbench.registry import get_registry  # noqa: E402
 from rdbench.targets import Target  # noqa: E402
 from rdbench_plugins.nerd.dual import channel_stats, solve_beta  # noqa: E402
 from rdbench_plugins.nerd.estimator import NERD  # noqa: E402
-from rdbench_plugins.nerd.generators import ConvGenerator, FCGenerator, build_generator, generator_config  # noqa: E402
+from rdbench_plugins.nerd.generators import (  # noqa: E402
+    ConvGenerator,
+    FCGenerator,
+    build_generator,
+    conv_stages,
+    generator_config,
+)
 from rdbench_plugins.nerd.storage import generator_bytes, load_generator  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -93,7 +99,8 @@ def test_generators_follow_the_source_shape():
     assert isinstance(conv, ConvGenerator) and config["latent_dim"] == 128
     y = conv(torch.randn(6, 128)).detach()
     assert y.shape == (6, 3, 20, 24) and float(y.min()) >= 0 and float(y.max()) <= 1
-    assert generator_config((1, 8, 8))["channels"] == 8 and generator_config((3, 32, 32))["channels"] == 32
+    assert generator_config((1, 8, 8))["channels"] == 32 == generator_config((3, 32, 32))["channels"]
+    assert (conv_stages(8, 8), conv_stages(28, 28), conv_stages(32, 32), conv_stages(64, 64)) == (2, 4, 4, 4)
     with pytest.raises(ValueError, match="shape"):
         generator_config((2, 3))
 
@@ -193,6 +200,21 @@ class RandomImages(Source):
 
     def sample(self, n: int, seed: int, split: str = "train") -> np.ndarray:
         return self.rng(seed, split).random((n, *self.shape))
+
+
+def test_conv_generator_starts_as_the_gaussian_it_is_initialised_with():
+    """init_affine linearizes the sigmoid about the mean image: for a small factor the output
+    is mean + factor z to first order, so its mean and covariance are the ones given."""
+    shape, m = (1, 3, 4), 12
+    generator = build_generator(generator_config(shape, channels=4))
+    mean = torch.linspace(0.2, 0.8, m)
+    factor = 0.002 * torch.randn(m, m, generator=torch.Generator().manual_seed(0))
+    generator.init_affine(mean, factor)
+    with torch.no_grad():
+        y = generator(torch.randn(200_000, 128, generator=torch.Generator().manual_seed(1))).reshape(-1, m).double()
+    assert torch.allclose(y.mean(0), mean.double(), atol=2e-4)
+    expected = (factor @ factor.T).double()
+    assert torch.allclose(torch.cov(y.T), expected, atol=0.03 * float(expected.diagonal().max()))
 
 
 def test_image_sources_get_the_convolutional_generator():

@@ -126,11 +126,8 @@ class NERD(Estimator):
         d_max = float(pairwise(pool.double(), pool.double().mean(0, keepdim=True)).mean())
         for i in order:
             target = resolved[i]
-            if isinstance(generator, FCGenerator) and previous is None:
+            if previous is None:
                 _init_affine(generator, pool, _variance_share(target, d_max))
-            elif isinstance(generator, ConvGenerator) and previous is None:
-                mean_image = pool.mean(0).reshape(config["shape"])
-                generator.init_mean(mean_image, math.sqrt(_variance_share(target, d_max)))
             elif isinstance(generator, FCGenerator) and target.distortion is not None:
                 _shrink(generator, config["latent_dim"], target.distortion, previous.distortion, d_max, rng)
             settings = self.train_settings if previous is None else self.warm_settings
@@ -233,7 +230,7 @@ def _variance_share(target: Target, d_max: float) -> float:
 
 
 @torch.no_grad()
-def _init_affine(generator: FCGenerator, pool: torch.Tensor, share: float) -> None:
+def _init_affine(generator: FCGenerator | ConvGenerator, pool: torch.Tensor, share: float) -> None:
     """Start G as mean + c Sigma^(1/2) z, c^2 = share: the source's mean and principal axes, shrunk."""
     x = pool.to(torch.float64)
     eigenvalues, eigenvectors = torch.linalg.eigh(torch.cov(x.T).reshape(x.shape[1], x.shape[1]))

@@ -435,3 +435,26 @@ def test_digits_end_to_end_while_other_datasets_are_absent(tmp_path, monkeypatch
     assert (table["distortion"] / table["d_max"]).tolist() == pytest.approx([0.3, 0.6], rel=1e-3)
     assert (table["rate_bits"] > 0).all() and table["rate_true_bits"].isna().all()
     assert (out / "plots" / "digits.png").stat().st_size > 1000
+
+
+def test_every_method_runs_on_digits_in_the_smoke_profile(tmp_path):
+    """The image variant of every method, end to end through the CLI on real images: each cell
+    finishes, codecs decode what they encoded (evaluate_codec checks), bound kinds are right,
+    and the lower bound lies below the upper bound and the estimates."""
+    pytest.importorskip("sklearn")
+    pytest.importorskip("torch")
+    from conftest import run_smoke
+
+    cells = run_smoke(tmp_path, "--sources", "digits", "--estimators", "all", "--codecs", "all",
+                      "--targets", "D/Dmax=0.6", "--executor", "serial")
+    by_method = {c["method"]: c for c in cells}
+    assert set(by_method) == {"blahut-arimoto", "nerd", "sandwich-upper", "sandwich-lower",
+                              "ntc", "block-ntc", "pfr-nerd", "orc-nerd"}
+    assert all(c["status"] == "ok" for c in cells), [(c["method"], c.get("error")) for c in cells]
+    point = {name: c["points"][0] for name, c in by_method.items()}
+    assert point["sandwich-upper"]["bound"] == "upper" and point["sandwich-lower"]["bound"] == "lower"
+    assert point["nerd"]["details"]["generator"]["kind"] == "conv"
+    lower = point["sandwich-lower"]["rate_bits"]
+    for name in ("sandwich-upper", "nerd", "ntc", "pfr-nerd"):
+        assert point[name]["rate_bits"] > lower, name
+    assert 0 < lower < point["blahut-arimoto"]["rate_bits"]

@@ -20,6 +20,13 @@ _TARGETS = {
 }
 
 
+#: digits has 1,198 training images: below ~0.3 D_max a test image needs a near-copy of a
+#: training one, which no learned method reaches in the default CPU budget (measured: NERD
+#: at 15.4 bits and the beta-VAE at 14.9 at D/Dmax = 0.2, where Blahut-Arimoto on the
+#: samples says 6.8), so its default grid starts at 0.3.
+_DIGITS_TARGETS = {**_TARGETS, "default": ("D/Dmax=0.3", "D/Dmax=0.45", "D/Dmax=0.6")}
+
+
 @hookimpl
 def rdbench_sources() -> list[PluginRecord]:
     common = {"targets": _TARGETS, "distortions": ("squared_error",)}
@@ -52,6 +59,7 @@ def rdbench_sources() -> list[PluginRecord]:
             summary="scikit-learn's 8x8 handwritten digits (1,797), 1x8x8 in [0, 1], squared error; no download",
             factory=f"{_MODULE}:digits",
             extras=("sklearn",),
-            **common,
+            targets=_DIGITS_TARGETS,
+            distortions=("squared_error",),
         ),
     ]

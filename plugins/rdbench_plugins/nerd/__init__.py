@@ -35,9 +35,9 @@ def rdbench_estimators() -> list[PluginRecord]:
                 "tol_bits": 0.003,
                 "lr_drops": 4,
                 "anneal_steps": 150,
-                "max_steps": 4000,
+                "max_steps": None,
                 "pairs": 2**20,
-                "m_train_max": 16384,
+                "m_train_max": None,
                 "n_eval": 4096,
                 "n_eval_coarse": 131072,
                 "m_eval_max": 2**17,
@@ -53,7 +53,7 @@ def rdbench_estimators() -> list[PluginRecord]:
                     "n_eval_coarse": 4096,
                     "m_eval_max": 4096,
                 },
-                "paper": {"max_steps": 10000, "n_eval": 8192, "n_eval_coarse": 2**18, "m_eval_max": 2**18},
+                "paper": {"max_steps": 10000, "m_train_max": 40000, "n_eval": 8192, "n_eval_coarse": 2**18, "m_eval_max": 2**18},
             },
         )
     ]

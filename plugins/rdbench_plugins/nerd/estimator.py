@@ -40,6 +40,10 @@ from rdbench_plugins.nerd.train import TrainResult, Trainer, TrainSettings
 LN2 = math.log(2.0)
 #: Share of the source's variance the first generator starts with in the Lagrangian form.
 LAGRANGIAN_START_SHARE = 0.5
+#: Training budgets by generator kind, where ``max_steps`` / ``m_train_max`` are None. A conv
+#: generator step costs ~10x an FC one at the same M (M forward and backward passes), so images
+#: get fewer steps and smaller batches (M = 4096 suits rates up to ~6 bits at the 6-bit margin).
+KIND_BUDGETS = {"fc": {"max_steps": 4000, "m_max": 16384}, "conv": {"max_steps": 600, "m_max": 4096}}
 #: Seed offsets of the independent random streams of one cell.
 _TRAIN_STREAM, _READOUT_STREAM = 1, 2
 
@@ -51,7 +55,8 @@ class NERD(Estimator):
     latent_dim, hidden, channels: the generator (:func:`.generators.generator_config`).
     lr, warm_lr: Adam's first learning rate, cold and warm-started. window, patience,
     tol_bits, lr_drops, anneal_steps, max_steps, pairs, m_train_max: the training schedule
-    and batches (:class:`.train.TrainSettings`). n_eval, n_eval_coarse, m_eval_max: the read-out's
+    and batches (:class:`.train.TrainSettings`); max_steps and m_train_max left at None take
+    the generator kind's budget (:data:`KIND_BUDGETS`). n_eval, n_eval_coarse, m_eval_max: the read-out's
     sample sizes (:class:`.readout.ReadoutSettings`).
     """
 
@@ -69,15 +74,16 @@ class NERD(Estimator):
         tol_bits: float = 0.003,
         lr_drops: int = 4,
         anneal_steps: int = 150,
-        max_steps: int = 4000,
+        max_steps: int | None = None,
         pairs: int = 2**20,
-        m_train_max: int = 16384,
+        m_train_max: int | None = None,
         n_eval: int = 4096,
         n_eval_coarse: int = 131072,
         m_eval_max: int = 2**17,
     ) -> None:
         counts = {"n_train": n_train, "channels": channels or 1, "window": window, "patience": patience,
-                  "anneal_steps": anneal_steps, "max_steps": max_steps, "pairs": pairs, "m_train_max": m_train_max,
+                  "anneal_steps": anneal_steps, "max_steps": 1 if max_steps is None else max_steps, "pairs": pairs,
+                  "m_train_max": 1 if m_train_max is None else m_train_max,
                   "n_eval": n_eval, "n_eval_coarse": n_eval_coarse, "m_eval_max": m_eval_max,
                   "lr_drops": lr_drops + 1, "latent_dim": latent_dim or 1, "hidden": hidden or 1}
         for name, value in counts.items():
@@ -93,9 +99,9 @@ class NERD(Estimator):
         self.architecture = {"latent_dim": latent_dim, "hidden": hidden, "channels": channels}
         self.train_settings = TrainSettings(
             lr=float(lr), window=int(window), patience=int(patience), tol_bits=float(tol_bits),
-            lr_drops=int(lr_drops), anneal_steps=int(anneal_steps), max_steps=int(max_steps), pairs=int(pairs),
-            m_max=int(m_train_max),
+            lr_drops=int(lr_drops), anneal_steps=int(anneal_steps), pairs=int(pairs),
         )
+        self.budget = {"max_steps": max_steps, "m_max": m_train_max}
         self.warm_settings = dataclasses.replace(self.train_settings, lr=float(warm_lr))
         self.readout_settings = ReadoutSettings(
             n_fine=int(n_eval), n_coarse=int(n_eval_coarse), m_max=int(m_eval_max),
@@ -113,6 +119,9 @@ class NERD(Estimator):
         pairwise = pairwise_for(source.distortion)
         resolved = [t if t.distortion is not None or t.kind == "slope" else t.resolve(source) for t in targets]
         config = generator_config(source.shape, **self.architecture)
+        budget = {k: int(v if v is not None else KIND_BUDGETS[config["kind"]][k]) for k, v in self.budget.items()}
+        train_settings = dataclasses.replace(self.train_settings, **budget)
+        warm_settings = dataclasses.replace(self.warm_settings, **budget)
         pool = self._samples(source, self.n_train, seed, "train")
         rng = torch.Generator().manual_seed(_stream(seed, _TRAIN_STREAM))
         with torch.random.fork_rng(devices=[]):
@@ -130,7 +139,7 @@ class NERD(Estimator):
                 _init_affine(generator, pool, _variance_share(target, d_max))
             elif isinstance(generator, FCGenerator) and target.distortion is not None:
                 _shrink(generator, config["latent_dim"], target.distortion, previous.distortion, d_max, rng)
-            settings = self.train_settings if previous is None else self.warm_settings
+            settings = train_settings if previous is None else warm_settings
             trainer = Trainer(generator, config["latent_dim"], pool, pairwise, settings, rng)
             guess = _rate_guess(target, previous)
             if target.kind == "slope":

@@ -32,6 +32,9 @@ from rdbench_plugins.nerd.dual import Workspace, channel_stats, solve_beta
 from rdbench_plugins.nerd.distances import Pairwise
 
 LN2 = math.log(2.0)
+#: Where a batch that cannot reach D* aims: this fraction of the way from its nearest-neighbour
+#: distortion to its uniform channel's.
+UNREACHABLE_AIM = 0.05
 
 
 @dataclass(frozen=True)
@@ -120,9 +123,12 @@ class Trainer:
             assert beta is not None
             return beta, channel_stats(d, beta, self.workspace).weights
         sol = solve_beta(d, distortion, beta, rtol=self.settings.beta_rtol, workspace=self.workspace)
-        if not bool(sol.converged) and distortion < float(d.amin(-1).mean()):
-            # below what this batch can reach: aim between that and the uniform channel
-            reachable = 0.5 * (float(d.amin(-1).mean()) + float(d.mean()))
+        nearest = float(d.amin(-1).mean())
+        if not bool(sol.converged) and distortion < nearest:
+            # below what this batch can reach: aim just above the nearest-neighbour channel, whose
+            # gradient pulls each reproduction toward the samples it is nearest to. (Aiming
+            # halfway to the uniform channel, above D_max on images, shrank Q_Y toward the mean.)
+            reachable = nearest + UNREACHABLE_AIM * (float(d.mean()) - nearest)
             sol = solve_beta(d, reachable, rtol=self.settings.beta_rtol, workspace=self.workspace)
         return sol.beta, sol.weights
 

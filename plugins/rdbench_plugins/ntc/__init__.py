@@ -12,15 +12,15 @@ from rdbench import PluginRecord, hookimpl
 
 _MODULE = "rdbench_plugins.ntc"
 _DEFAULTS = {
-    "steps": 5000,
+    "steps": None,
     "batch_size": 256,
     "lr": 2e-3,
     "n_train": 50_000,
     "n_val": 10_000,
     "latent": None,
     "hidden": None,
-    "finetune_steps": 1000,
-    "density_steps": 1000,
+    "finetune_steps": None,
+    "density_steps": None,
     "quantization": "noise",
     "calibration_rounds": 3,
     "tail_mass": 1e-6,

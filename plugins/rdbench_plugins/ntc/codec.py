@@ -116,10 +116,10 @@ class NTC(Codec):
     def fit(self, source: Source, target: Target, seed: int) -> None:
         """Train on ``n_train`` realizations of the train split for ``target`` (resolved)."""
         distortion = torch_distortion(source.distortion.name, "NTC")
-        lam, rule = initial_lambda(source, target)
         data = source.sample(self.n_train + self.n_val, seed, "train")
         x = torch.as_tensor(np.asarray(data, dtype=np.float32), device=self.device)
         train_x, val_x = x[: self.n_train], x[self.n_train :]
+        lam, rule = initial_lambda(source, target, val_x.cpu())
         step = initial_step(val_x, distortion, target.distortion, lam, source.distortion.name)
         self.model = seeded(seed, lambda: NTCModel(tuple(source.shape), self.latent, self.hidden, step))
         self.model.to(self.device)

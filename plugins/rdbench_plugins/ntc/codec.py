@@ -43,9 +43,9 @@ class StreamStats:
             "escapes": self.escapes,
         }
 
-#: Training steps by source kind where the settings leave them at None. A convolutional step
-#: costs ~20x a vector one on a CPU, so images get about a quarter of the steps (the whole
-#: image suite on ``digits`` is meant to fit 15 minutes on a 2-core CPU in ``default``).
+#: Training steps by source kind where the settings leave them at None. Images get about a
+#: quarter of the vector steps: with the vector budget one ``digits`` cell took 160 s (ntc) and
+#: 400 s (block-ntc) on one CPU thread, with this one 27 s and 73 s (measured, default profile).
 BUDGETS = {
     "vector": {"steps": 5000, "finetune_steps": 1000, "density_steps": 1000},
     "image": {"steps": 1200, "finetune_steps": 300, "density_steps": 300},

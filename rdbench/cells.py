@@ -30,7 +30,7 @@ from rdbench.registry import get_registry
 from rdbench.targets import Target
 
 #: Bump when the meaning of a stored cell changes (so old cells are recomputed).
-CELL_FORMAT = 1
+CELL_FORMAT = 2
 #: A point within this many bits of its ceiling is flagged ``near_ceiling``.
 CEILING_MARGIN_BITS = 1.0
 
@@ -52,7 +52,7 @@ class CellSpec:
     method_version: str
     target: str
     seed: int
-    n_test: int  # codecs: realizations of the test split they are evaluated on
+    n_test: int  # codecs: realizations of the test split they are evaluated on (at most its size)
     profile: str = field(default="default", compare=False)  # informational: settings hold its effect
 
     def identity(self) -> dict[str, Any]:
@@ -132,9 +132,14 @@ def _point_record(point: RDPoint, source: Source) -> dict[str, Any]:
 def evaluate_codec(codec: Codec, source: Source, target: Target, seed: int, n_test: int) -> RDPoint:
     """Fit, encode the test split, decode, and measure: an operational point.
 
+    n_test realizations are coded, at most the test split's size (each once; see
+    :meth:`Source.split_size`).
+
     Rate is the real bitstream length in bits per realization; distortion is measured
     between the test realizations and the decoder's output.
     """
+    size = source.split_size("test")
+    n_test = n_test if size is None else min(n_test, size)
     codec.fit(source, target, seed)
     x = source.sample(n_test, seed, "test")
     t0 = time.perf_counter()

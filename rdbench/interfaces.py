@@ -69,6 +69,12 @@ class Source(ABC):
         seed the two splits are independent.
         """
 
+    def split_size(self, split: Split) -> int | None:
+        """How many distinct realizations ``split`` holds (a finite dataset), or None when
+        :meth:`sample` draws fresh ones without end. Codecs are evaluated on at most the
+        test split's size, each test realization once."""
+        return None
+
     def rate_distortion(self, distortion: float) -> float | None:
         """Exact R(D) in bits per realization, or None when theory gives none."""
         return None

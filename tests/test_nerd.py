@@ -217,6 +217,21 @@ def test_conv_generator_starts_as_the_gaussian_it_is_initialised_with():
     assert torch.allclose(torch.cov(y.T), expected, atol=0.03 * float(expected.diagonal().max()))
 
 
+@pytest.mark.parametrize("shape, dense_layers", [((1, 8, 8), 2), ((3, 32, 32), 1)])
+def test_the_sampling_form_of_the_conv_generator_is_the_same_function(shape, dense_layers):
+    """for_sampling turns the small-map transposed convolutions into dense layers (both at 8 x 8,
+    the first at 32 x 32 with c_d = 32) without changing the function: same outputs for
+    random weights, to float32 rounding."""
+    generator = build_generator(generator_config(shape))
+    with torch.no_grad():
+        for p in generator.parameters():
+            p.normal_(0.0, 0.05, generator=torch.Generator().manual_seed(p.numel()))
+        fast = generator.for_sampling()
+        assert sum(isinstance(layer, torch.nn.Linear) for layer in fast.head) == dense_layers
+        z = torch.randn(64, 128, generator=torch.Generator().manual_seed(0))
+        assert torch.allclose(fast(z), generator(z), atol=1e-5)
+
+
 def test_image_sources_get_the_convolutional_generator():
     settings = {**FAST, "channels": 4, "n_train": 512, "pairs": 2**14, "m_train_max": 1024, "max_steps": 40,
                 "n_eval": 64, "n_eval_coarse": 256, "m_eval_max": 1024}

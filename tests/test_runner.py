@@ -10,17 +10,20 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
 
 from rdbench import leaderboard
-from rdbench.cells import CellSpec, run_cell
+from rdbench import Source, SquaredError
+from rdbench.cells import CellSpec, evaluate_codec, run_cell
 from rdbench.cli import main
 from rdbench.executors import DaskExecutor, ProcessExecutor, SerialExecutor
 from rdbench.registry import get_registry
 from rdbench.runner import execute, plan
 from rdbench.store import ResultStore
+from rdbench.targets import Target
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -76,6 +79,35 @@ def test_codec_cells_use_the_real_bitstream(toy_plugins):
     one_shot = run_cell(_planned("toy-quantizer-oneshot", "codec"))
     assert one_shot["coding"] == "one-shot"
     assert one_shot["points"][0]["rate_bits"] == pytest.approx(3 * 8)  # header byte per message
+
+
+def test_a_finite_test_split_is_coded_each_realization_once():
+    """Codecs are evaluated on at most the test split's size: asked for 100 realizations of a
+    30-point split, the codec codes each point exactly once."""
+    from toy_plugin import FixedRateQuantizer
+
+    class ThirtyPoints(Source):
+        shape, distortion = (1,), SquaredError()
+
+        def split_size(self, split):
+            return 30
+
+        def sample(self, n, seed, split="train"):
+            points = np.arange(30.0)[:, None] / 10 - 1.5
+            order = np.concatenate([self.rng(seed, split).permutation(30) for _ in range(-(-n // 30))])
+            return points[order[:n]]
+
+    class Recording(FixedRateQuantizer):
+        coding = "one-shot"
+
+        def encode(self, x):
+            seen.append(float(x[0]))
+            return super().encode(x)
+
+    seen: list[float] = []
+    point = evaluate_codec(Recording(), ThirtyPoints(), Target.parse("D=0.1"), seed=0, n_test=100)
+    assert point.details["n_test"] == 30
+    assert sorted(seen) == pytest.approx(list(np.arange(30.0) / 10 - 1.5))
 
 
 def test_run_resume_and_rerun_compute_nothing_twice(toy_plugins, tmp_path):

@@ -61,6 +61,9 @@ class ImageSource(Source):
             self._images[split] = self.load(split)
         return self._images[split]
 
+    def split_size(self, split: Split) -> int:
+        return len(self.images(split))
+
     def sample(self, n: int, seed: int, split: Split = "train") -> np.ndarray:
         """n images of ``split``, (n, C, H, W) float32 in [0, 1]."""
         n = operator.index(n)

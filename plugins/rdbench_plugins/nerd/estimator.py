@@ -175,7 +175,7 @@ class NERD(Estimator):
         z = torch.randn(m, config["latent_dim"], generator=rng).to(self.device)
         generator.eval()
         readout = read_out(
-            generator, z, x_eval[: settings.n_fine], x_eval[settings.n_fine :], pairwise, m_coarse,
+            generator.for_sampling(), z, x_eval[: settings.n_fine], x_eval[settings.n_fine :], pairwise, m_coarse,
             beta=result.beta, distortion=target.distortion, settings=settings,
         )
         generator.train()

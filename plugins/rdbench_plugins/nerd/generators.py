@@ -89,6 +89,9 @@ class FCGenerator(nn.Module):
         out.weight[:, :r] = factor[:, :r]
         out.bias.copy_(mean - out.weight.sum(1) * self.RELU_MARGIN)
 
+    def for_sampling(self) -> nn.Module:
+        """The module to sample with (this one: dense layers are already fast)."""
+        return self
 
     @torch.no_grad()
     def shrink(self, factor: float, center: torch.Tensor) -> None:
@@ -130,9 +133,17 @@ class ConvGenerator(nn.Module):
         self.offset = nn.Parameter(torch.zeros(c, h, w))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        y = self.upsample(self.project(z).view(-1, *self.base))
+        return self.finish(self.upsample(self.project(z).view(-1, *self.base)), z)
+
+    def finish(self, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """The output from the DCGAN part's y (B, C, >= H, >= W) and z: crop, add skip and offset, sigmoid."""
         _, h, w = self.shape
         return torch.sigmoid(y[:, :, :h, :w] + self.skip(z).view(-1, *self.shape) + self.offset)
+
+    @torch.no_grad()
+    def for_sampling(self) -> nn.Module:
+        """The same function, for inference only, faster on a CPU: see :class:`SamplingConvGenerator`."""
+        return SamplingConvGenerator(self)
 
     #: Pixel values are clipped to [PIXEL_CLIP, 1 - PIXEL_CLIP] before the logit of the mean image.
     PIXEL_CLIP = 0.01
@@ -151,6 +162,61 @@ class ConvGenerator(nn.Module):
         last = self.upsample[-1]
         last.weight.zero_()
         last.bias.zero_()
+
+
+class SamplingConvGenerator(nn.Module):
+    """A trained :class:`ConvGenerator` rewritten for sampling (same outputs up to float rounding).
+
+    Each leading transposed convolution whose dense matrix has at most
+    :attr:`DENSE_MAX_ENTRIES` entries becomes a Linear layer (its matrix is the convolution
+    applied to the identity basis), and the remaining convolutions run in channels-last
+    layout. Convolutions on maps of a few pixels waste most of their time in PyTorch's CPU
+    kernels: measured on one thread, 8 x 8 digits 55k -> 150k samples/s (both stages dense),
+    32 x 32 2.7k -> 4.2k samples/s (the first stage dense).
+    """
+
+    #: Largest dense matrix (entries; 8 MiB of float32) a transposed convolution becomes.
+    DENSE_MAX_ENTRIES = 2**21
+
+    def __init__(self, generator: ConvGenerator) -> None:
+        super().__init__()
+        self.generator = generator
+        layers, shape = list(generator.upsample), generator.base
+        head: list[nn.Module] = [generator.project]
+        while layers and math.prod(shape) * math.prod(_output_shape(layers[0], shape)) <= self.DENSE_MAX_ENTRIES:
+            conv, layers = layers[0], layers[1:]
+            head.append(_dense(conv, shape))
+            shape = _output_shape(conv, shape)
+            if layers:  # the ReLU after it
+                head.append(layers.pop(0))
+        self.head = nn.Sequential(*head)
+        self.middle = shape
+        self.tail = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        y = self.head(z).view(-1, *self.middle)
+        if len(self.tail):
+            y = self.tail(y.contiguous(memory_format=torch.channels_last))
+        return self.generator.finish(y, z)
+
+
+def _output_shape(conv: nn.ConvTranspose2d, shape: tuple[int, int, int]) -> tuple[int, int, int]:
+    _, h, w = shape
+    (kh, kw), (sh, sw), (ph, pw) = conv.kernel_size, conv.stride, conv.padding
+    return conv.out_channels, (h - 1) * sh - 2 * ph + kh, (w - 1) * sw - 2 * pw + kw
+
+
+@torch.no_grad()
+def _dense(conv: nn.ConvTranspose2d, shape: tuple[int, int, int]) -> nn.Linear:
+    """The Linear layer on flattened (C, H, W) maps that equals ``conv`` on maps of ``shape``."""
+    n_in = math.prod(shape)
+    basis = torch.eye(n_in, device=conv.weight.device).view(n_in, *shape)
+    columns = (conv(basis) - conv.bias.view(1, -1, 1, 1)).reshape(n_in, -1)  # row i: the image of unit vector i
+    out_channels, h, w = _output_shape(conv, shape)
+    dense = nn.Linear(n_in, out_channels * h * w).to(conv.weight.device)
+    dense.weight.copy_(columns.T)
+    dense.bias.copy_(conv.bias.repeat_interleave(h * w))
+    return dense
 
 
 def conv_stages(h: int, w: int) -> int:

@@ -48,7 +48,7 @@ class NerdChannel(Channel):
         self.distortion = source.distortion
         self._shape = tuple(source.shape)
         self._latent = int(config["latent_dim"])
-        self._generator = load_generator(generator_file)
+        self._generator = load_generator(generator_file).for_sampling()
         self._info = dict(info or {})
 
     @classmethod

@@ -19,7 +19,7 @@ from rdbench_plugins.ntc.block import BlockNTC, BlockSource  # noqa: E402
 from rdbench_plugins.ntc.codec import NTC  # noqa: E402
 from rdbench_plugins.ntc.density import FactorizedDensity  # noqa: E402
 from rdbench_plugins.ntc.ecsq import ecsq_rate  # noqa: E402
-from rdbench_plugins.ntc.training import WARMUP_DENSITY_STEPS, initial_lambda  # noqa: E402
+from rdbench_plugins.ntc.training import WARMUP_DENSITY_STEPS  # noqa: E402
 
 FAST = dict(steps=120, finetune_steps=30, density_steps=60, n_train=1024, n_val=256, batch_size=64, calibration_rounds=1)
 
@@ -186,24 +186,3 @@ def test_cli_runs_ntc_and_block_ntc(tmp_path):
         point = cell["points"][0]
         assert point["bound"] == "operational" and math.isfinite(point["rate_bits"])
         assert point["details"]["real_bits"] == pytest.approx(point["rate_bits"])
-
-
-def test_without_an_exact_slope_lambda_starts_at_the_samples_gaussian_slope():
-    """Variances (4, 1, 0.01) at D = 0.09: the smallest component lies under the water, so
-    theta = (0.09 - 0.01) / 2 = 0.04 and lambda = log2(e) / (2 theta); the high-rate rule
-    (all three active, theta = 0.03) would be a third steeper."""
-    import torch
-
-    class Unknown(Source):
-        shape = (3,)
-        distortion = SquaredError()
-
-        def sample(self, n, seed, split="train"):
-            return np.random.default_rng(seed).normal(size=(n, 3)) * np.array([2.0, 1.0, 0.1])
-
-    source = Unknown()
-    x = torch.as_tensor(source.sample(200_000, 0))
-    lam, rule = initial_lambda(source, Target.parse("D=0.09").resolve(source), x)
-    assert rule == "Gaussian R(D) slope of the samples"
-    assert lam == pytest.approx(math.log2(math.e) / (2 * 0.04), rel=0.01)
-    assert initial_lambda(source, Target.parse("D=0.09").resolve(source))[1] == "high-rate approximation"

@@ -18,10 +18,11 @@ import torch
 
 from rdbench.entropy_coding import IntegerModel, decode_symbols, encode_symbols
 from rdbench.interfaces import Bits, Codec, Source
+from rdbench.slopes import target_slope
 from rdbench.targets import Target
 from rdbench_plugins._torch_common import seeded, torch_distortion
 from rdbench_plugins.ntc.model import QUANTIZATIONS, NTCModel
-from rdbench_plugins.ntc.training import TrainingLog, initial_lambda, initial_step, train
+from rdbench_plugins.ntc.training import TrainingLog, initial_step, train
 
 
 @dataclass(frozen=True)
@@ -119,7 +120,8 @@ class NTC(Codec):
         data = source.sample(self.n_train + self.n_val, seed, "train")
         x = torch.as_tensor(np.asarray(data, dtype=np.float32), device=self.device)
         train_x, val_x = x[: self.n_train], x[self.n_train :]
-        lam, rule = initial_lambda(source, target, val_x.cpu())
+        slope = target_slope(source, target, val_x.cpu().numpy())
+        lam, rule = slope.bits, slope.rule
         step = initial_step(val_x, distortion, target.distortion, lam, source.distortion.name)
         self.model = seeded(seed, lambda: NTCModel(tuple(source.shape), self.latent, self.hidden, step))
         self.model.to(self.device)

@@ -6,12 +6,12 @@ so lambda is in bits per unit of distortion, like a slope |dR/dD| of the R-D cur
 Target -> lambda:
 
 * ``slope=s`` targets: lambda = s, used as is.
-* distortion targets (R=, D=, D/Dmax=): the initial lambda is the source's exact slope
-  |dR/dD| at the target distortion when the source has one (``source.slope``), otherwise
-  the high-rate value k log2(e) / D with k = (dimensions)/2 for squared error and
-  (dimensions) for absolute error. A codec whose gap to R(D) is constant (as the
-  entropy-coded scalar quantizer's is at high rate) has this same slope, so that lambda lands
-  near the target at high rate. At low rate a scalar-quantizing codec needs a larger lambda
+* distortion targets (R=, D=, D/Dmax=): the initial lambda is :func:`rdbench.slopes.target_slope`
+  with the validation samples: the exact slope |dR/dD| at the target distortion when the
+  source has one, else the slope of the Gaussian R(D) of the samples (squared error), else
+  the high-rate one. A codec whose gap to R(D) is constant (as the entropy-coded scalar
+  quantizer's is at high rate) has the same slope, so that lambda lands near the target at
+  high rate. At low rate a scalar-quantizing codec needs a larger lambda
   (its curve is flatter there), so training starts at START_FACTOR times it and
   ``calibration_rounds`` times multiplies lambda by (validation distortion / target), each
   time from the model trained so far. The final stretch of training (learning-rate decay)
@@ -25,8 +25,6 @@ from dataclasses import dataclass, field
 
 import torch
 
-from rdbench.interfaces import Source
-from rdbench.targets import Target
 from rdbench_plugins._torch_common import Clock, Distortion, calibration_checkpoints, optimize, recalibrated
 from rdbench_plugins.ntc.model import NTCModel, Quantization
 
@@ -39,46 +37,6 @@ WARMUP_DENSITY_STEPS = 200
 #: down: latents that collapsed to rate 0 at too small a lambda are a trap training does not
 #: leave, while a model with too much rate shrinks it readily.
 START_FACTOR = 2.0
-
-
-def initial_lambda(source: Source, target: Target, x: torch.Tensor | None = None) -> tuple[float, str]:
-    """(lambda in bits per unit distortion, how it was chosen) for a resolved target.
-
-    Without a slope target or an exact R(D): for squared error and samples x (N, ...), the
-    slope of the R(D) of the Gaussian with x's covariance (reverse water-filling: lambda =
-    log2(e) / (2 theta) with sum_k min(theta, var_k) = D), which knows that near-constant
-    components (an image's empty border) cost nothing; else the high-rate approximation
-    (every component active), which on 8 x 8 digits is ~20x too steep.
-    """
-    if target.kind == "slope":
-        return float(target.value), "target slope"
-    distortion = float(target.distortion)
-    slope = getattr(source, "slope", None)
-    value = slope(distortion) if callable(slope) else None
-    if value is not None and value < 0:
-        return -float(value), "exact R(D) slope"
-    if x is not None and source.distortion.name == "squared_error":
-        theta = _water_level(x.reshape(x.shape[0], -1).double(), distortion)
-        if theta is not None:
-            return _LOG2_E / (2 * theta), "Gaussian R(D) slope of the samples"
-    dims = math.prod(source.shape)
-    k = dims / 2 if source.distortion.name == "squared_error" else dims
-    return k * _LOG2_E / distortion, "high-rate approximation"
-
-
-def _water_level(x: torch.Tensor, distortion: float) -> float | None:
-    """theta with sum_k min(theta, var_k) = D over the eigenvalues of x's covariance (N, m), or
-    None when D is at least their sum (D >= D_max: no active component)."""
-    variances = torch.linalg.eigvalsh(torch.atleast_2d(torch.cov(x.T))).clamp_min(0).sort().values
-    if distortion >= float(variances.sum()):
-        return None
-    below = 0.0  # sum of the variances under the water
-    for k, v in enumerate(variances.tolist()):
-        theta = (distortion - below) / (len(variances) - k)
-        if theta <= v:
-            return theta
-        below += v
-    return None
 
 
 def initial_step(

@@ -31,7 +31,7 @@ climbing from the ``train_starts`` centroids with the largest mixture value for
 ``train_iterations`` steps; evaluation climbs from every distinct centroid until converged
 (repeated realizations, as a finite data set gives, climb identically).
 
-The slope (:mod:`.slopes`). ``slope=`` targets and distortion targets on a source with an
+The slope (:mod:`rdbench.slopes`). ``slope=`` targets and distortion targets on a source with an
 exact R(D) fix lam (the target's slope, or the exact |R'(D)|). Otherwise the only rule is the
 high-rate one, k / D nats, which can be far too steep (about 25x on the 8 x 8 digits at
 D/Dmax = 0.4, where it put the line tens of bits below zero). Then lam is learned: log lam
@@ -49,7 +49,7 @@ Details: ``lambda_rule`` ("learned (high-rate start)" when learned), ``lambda_in
 and the final ``lambda_bits``.
 
 Which D the line is evaluated at: the target distortion, or for ``slope=`` targets the
-tangent point (:func:`~.slopes.tangent_distortion`). The line is
+tangent point (:func:`rdbench.slopes.tangent_distortion`). The line is
 R_L(D) = intercept - lam D (``line_rate_bits`` in the details); since R(D) >= 0 as well, the
 point's rate_bits, rate_lower_bits and rate_upper_bits are the line's (and its +-2 SE
 interval's) clipped below at 0. ``rate_ceiling_bits`` = max(log2 k - lam_bits D, 0), the
@@ -66,11 +66,11 @@ from typing import Any
 import torch
 
 from rdbench.interfaces import Estimator, RDPoint, Source
+from rdbench.slopes import HIGH_RATE, LN2, tangent_distortion, target_slope
 from rdbench.targets import Target
 from rdbench_plugins._torch_common import LinearPlusMLP, optimize, require_finite, seeded
 from rdbench_plugins.sandwich.common import MeanSE, check_settings, samples, timed
 from rdbench_plugins.sandwich.mode_search import global_mode, mean_shift
-from rdbench_plugins.sandwich.slopes import HIGH_RATE, LN2, tangent_distortion, target_slope
 
 #: A point is flagged near the ceiling when its intercept interval reaches above this fraction of log2 k.
 NEAR_CEILING = 0.5

@@ -14,8 +14,9 @@ The interval is R +- 2 SE of R + lambda D (``gap_se_bits``): the delta-method st
 of R - R(D) at the estimated D, since the estimate of D is as noisy as that of R and a
 distortion error moves R(D) by lambda times it.
 
-Target -> lambda (:mod:`.slopes`): a slope target is used as is; a distortion target uses the
-exact R(D) slope when the source has one, otherwise the high-rate slope and
+Target -> lambda (:mod:`rdbench.slopes`, with the validation samples): a slope target is used
+as is; a distortion target uses the exact R(D) slope when the source has one, otherwise the
+samples' Gaussian R(D) slope (squared error) or the high-rate slope, and
 ``calibration_rounds`` rescalings lambda <- lambda D_val / D_target on validation data, evenly
 over the constant-learning-rate part of training. The cell reports the distortion the model
 reaches, which is near but not exactly the target.
@@ -30,6 +31,7 @@ import torch
 from torch import nn
 
 from rdbench.interfaces import Estimator, RDPoint, Source
+from rdbench.slopes import EXACT, LN2, TARGET, target_slope
 from rdbench.targets import Target
 from rdbench_plugins._conv import ConvDown, ConvUp, latent_size
 from rdbench_plugins._torch_common import (
@@ -42,7 +44,6 @@ from rdbench_plugins._torch_common import (
     torch_distortion,
 )
 from rdbench_plugins.sandwich.common import MeanSE, check_settings, samples, timed
-from rdbench_plugins.sandwich.slopes import EXACT, LN2, TARGET, target_slope
 
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 #: Realizations per evaluation batch.
@@ -162,7 +163,6 @@ class SandwichUpper(Estimator):
     def estimate(self, source: Source, target: Target, seed: int) -> list[RDPoint]:
         distortion = torch_distortion(source.distortion.name, "sandwich-upper")
         target = target.resolve(source)
-        slope = target_slope(source, target)
         shape = tuple(source.shape)
         image = len(shape) == 3
         latent = self.latent or (_IMAGE_LATENT * shape[0] if image else math.prod(shape))
@@ -170,6 +170,7 @@ class SandwichUpper(Estimator):
         n = self.n_train + self.n_val
         data = samples(source, n, seed, "train", self.device, torch.float32, flatten=False)
         train_x, val_x = data[: self.n_train], data[self.n_train :]
+        slope = target_slope(source, target, val_x.cpu().numpy())
         model = seeded(seed, lambda: BetaVAE(shape, latent, hidden, self.layers, self.components)).to(self.device)
         generator = torch.Generator(device=self.device).manual_seed(seed)
 

@@ -1,20 +1,27 @@
-"""From a target to a slope lambda, and from a slope to a distortion.
+"""From a target to a Lagrangian slope lambda, and from a slope to a distortion.
 
-lambda is the Lagrangian slope |dR/dD|. Targets and results give it in **bits per unit
-distortion** (:attr:`Slope.bits`); the bounds compute in **nats** (:attr:`Slope.nats` =
-bits * ln 2). Rules, in order:
+Methods that train on R + lambda D (NTC, the sandwich bounds, third-party ones) need a
+lambda for a distortion target; this module is the one place that picks it. lambda is the
+slope |dR/dD|. Targets and results give it in **bits per unit distortion**
+(:attr:`Slope.bits`); :attr:`Slope.nats` = bits * ln 2. Rules, in order:
 
 * ``slope=s`` targets: lambda = s bits per unit distortion.
 * distortion targets (R=, D=, D/Dmax=) on a source with an exact R(D): its slope |R'(D)| at
   the target (the source's ``slope`` method, else a central difference of R(D)). The tangent
   of R(D) there is the tightest line through the target, and a model trained at that slope
   lands near the target.
+* squared error with training samples given: the slope log2(e) / (2 theta) of the R(D) of
+  the Gaussian with the samples' covariance, theta the reverse water-filling level at the
+  target (:func:`gaussian_slope_bits`). It knows that near-constant components (an image's
+  empty border) cost nothing; for a Gaussian source it is the exact slope.
 * otherwise the high-rate (Shannon lower bound) slope k / D nats per unit distortion, with
   k = (components)/2 for squared error and k = (components) for absolute error; the SLB's
   tangent point at slope lambda is D = k / lambda (:func:`high_rate_distortion`), exact for a
   Gaussian whose components all lie below the water level. Far too steep for data whose
-  pixels have little variance each (8 x 8 digits: about 25x), so the bounds only start from
-  it: the upper bound recalibrates lambda on validation data, the lower bound learns it.
+  pixels have little variance each (8 x 8 digits: about 25x).
+
+Neither of the last two is the data's slope, so methods only start from them (NTC and the
+upper bound recalibrate lambda on validation data, the lower bound learns it).
 
 Back from a slope to a distortion (:func:`tangent_distortion`, where the lower bound's line is
 read for ``slope=`` targets): the exact tangent point |R'(D)| = lambda when the source has an
@@ -26,11 +33,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+import numpy as np
+
 from rdbench.interfaces import Source
 from rdbench.targets import Target
 
 LN2 = math.log(2.0)
-TARGET, EXACT, HIGH_RATE = "target slope", "exact R(D) slope", "high-rate slope"
+TARGET, EXACT, GAUSSIAN, HIGH_RATE = "target slope", "exact R(D) slope", "Gaussian R(D) slope of the samples", "high-rate slope"
 EXACT_TANGENT, HIGH_RATE_TANGENT = "exact tangent", "high-rate tangent"
 #: Relative step of the central difference of R(D).
 _RELATIVE_STEP = 1e-6
@@ -52,14 +61,17 @@ class Slope:
 
 
 def exact_slope_bits(source: Source, distortion: float) -> float | None:
-    """|R'(D)| of the source's exact R(D) in bits per unit distortion, or None without one."""
+    """|R'(D)| of the source's exact R(D) in bits per unit distortion, or None without one
+    (a wrapper source may declare R(D) and still return None for its base's)."""
     if not source.has_exact_rd:
         return None
     slope = getattr(source, "slope", None)
     if callable(slope):
-        return abs(float(slope(distortion)))
+        value = slope(distortion)
+        return None if value is None else abs(float(value))
     h = _RELATIVE_STEP * distortion
-    return (source.rate_distortion(distortion - h) - source.rate_distortion(distortion + h)) / (2 * h)
+    below, above = source.rate_distortion(distortion - h), source.rate_distortion(distortion + h)
+    return None if below is None or above is None else (below - above) / (2 * h)
 
 
 def high_rate_dimensions(source: Source) -> float:
@@ -68,14 +80,35 @@ def high_rate_dimensions(source: Source) -> float:
     return components / 2 if source.distortion.name == "squared_error" else float(components)
 
 
-def target_slope(source: Source, target: Target) -> Slope:
-    """The slope for a target resolved for ``source`` (rules in the module docstring)."""
+def gaussian_slope_bits(samples: np.ndarray, distortion: float) -> float | None:
+    """|R'(D)| = log2(e) / (2 theta) bits of the Gaussian with the covariance of ``samples``
+    (N, ...) under squared error, theta solving sum_k min(theta, var_k) = D over its
+    eigenvalues; None when D is at least their sum (no active component: slope 0)."""
+    x = np.asarray(samples, dtype=np.float64).reshape(len(samples), -1)
+    variances = np.sort(np.clip(np.linalg.eigvalsh(np.atleast_2d(np.cov(x, rowvar=False))), 0.0, None))
+    below = 0.0  # the variances under the water
+    for k, v in enumerate(variances):
+        theta = (distortion - below) / (len(variances) - k)
+        if theta <= v:
+            return math.log2(math.e) / (2 * theta)
+        below += v
+    return None
+
+
+def target_slope(source: Source, target: Target, samples: np.ndarray | None = None) -> Slope:
+    """The slope for a target resolved for ``source`` (rules in the module docstring);
+    samples: training realizations (N, *shape) for the Gaussian rule."""
     if target.kind == "slope":
         return Slope(float(target.value), TARGET)
-    exact = exact_slope_bits(source, float(target.distortion))
+    distortion = float(target.distortion)
+    exact = exact_slope_bits(source, distortion)
     if exact is not None:
         return Slope(exact, EXACT)
-    return Slope(high_rate_dimensions(source) / float(target.distortion) / LN2, HIGH_RATE)
+    if samples is not None and source.distortion.name == "squared_error":
+        gaussian = gaussian_slope_bits(samples, distortion)
+        if gaussian is not None:
+            return Slope(gaussian, GAUSSIAN)
+    return Slope(high_rate_dimensions(source) / distortion / LN2, HIGH_RATE)
 
 
 def high_rate_distortion(source: Source, slope: Slope) -> float:

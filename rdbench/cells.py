@@ -133,14 +133,13 @@ def evaluate_codec(codec: Codec, source: Source, target: Target, seed: int, n_te
     """Fit, encode the test split, decode, and measure: an operational point.
 
     n_test realizations are coded, at most the test split's size (each once; see
-    :meth:`Source.split_size`).
+    :meth:`Source.split_size`) and the codec's :attr:`Codec.max_test`.
 
     Rate is the real bitstream length in bits per realization; distortion is measured
     between the test realizations and the decoder's output.
     """
-    size = source.split_size("test")
-    n_test = n_test if size is None else min(n_test, size)
     codec.fit(source, target, seed)
+    n_test = min(n for n in (n_test, source.split_size("test"), codec.max_test) if n is not None)
     x = source.sample(n_test, seed, "test")
     t0 = time.perf_counter()
     if codec.coding == "one-shot":

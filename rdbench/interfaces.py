@@ -213,6 +213,9 @@ class Codec(ABC):
     #: ``source.shape``); ``stream``: one message for the whole evaluation set (``encode``
     #: gets all n realizations, shape (n, *shape)).
     coding: ClassVar[Literal["one-shot", "stream"]] = "stream"
+    #: The most test realizations the runner codes (after ``fit``), for codecs that spend
+    #: seconds on each; None: the profile's count (at most the test split's size).
+    max_test: int | None = None
 
     @abstractmethod
     def fit(self, source: Source, target: Target, seed: int) -> None:

@@ -17,6 +17,7 @@ from scipy import stats
 from scipy.special import zeta
 
 from rdbench import Bits
+from rdbench.cells import evaluate_codec
 from rdbench.cli import main
 from rdbench.registry import get_registry
 from rdbench.targets import Target
@@ -362,6 +363,28 @@ def test_nerd_rcc_round_trip_and_operating_point(method, nerd_point, generator_f
     details = encoder.details()
     assert details["channel"] == "nerd" and details["rate_parameter_bits"] == nerd_point.rate_bits
     assert _in_subprocess_nerd(settings) == [[m.data.hex(), m.nbits] for m in messages[:8]]
+
+
+def test_nerd_rcc_searches_n_candidates_and_codes_at_most_max_test(nerd_point, generator_file):
+    """PFR with exact=False is the paper's Algorithm 2 with N = 2^ceil(C + margin_bits): no
+    search goes past N (exact PFR's would); the NERD-RCC records default to it and to max_test."""
+    settings = {"method": "pfr", "channel": "nerd", "generator": generator_file,
+                "generator_rate_bits": nerd_point.rate_bits, "exact": False, "margin_bits": 2.0, "max_test": 7}
+    codec = fitted(NERD_SOURCE, "R=2", seed=3, **settings)
+    n = 2 ** math.ceil(nerd_point.rate_bits + 2.0)
+    details = codec.details()
+    assert codec.codebook.limit == n and details["exact_search"] is False and details["n_candidates"] == n
+    exact = fitted(NERD_SOURCE, "R=2", seed=3, **{**settings, "exact": True})
+    x = NERD_SOURCE.sample(300, 3, "test")
+    finite_lengths = [codec.search(xi, k).examined for k, xi in enumerate(x)]
+    exact_lengths = [exact.search(xi, k).examined for k, xi in enumerate(x)]
+    assert max(finite_lengths) <= n < max(exact_lengths)
+    point = evaluate_codec(codec, NERD_SOURCE, Target.parse("R=2").resolve(NERD_SOURCE), 3, n_test=2000)
+    assert point.details["n_test"] == 7
+    for name in ("pfr-nerd", "orc-nerd"):
+        record = get_registry().get("codec", name).record
+        assert record.settings("default", {})["exact"] is False
+        assert [record.settings(p, {})["max_test"] for p in ("smoke", "default", "paper")] == [100, 200, None]
 
 
 def _in_subprocess_nerd(settings: dict) -> list:

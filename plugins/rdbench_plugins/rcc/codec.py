@@ -48,9 +48,11 @@ class RCC(Codec):
 
     method: ``pfr`` (Poisson arrival weights) or ``orc`` (ordered random coding, eq. 28).
     channel: ``exact`` (the Gaussian source's own Q*_Y, beta*) or ``nerd`` (NERD-RCC).
-    n_candidates: N. PFR: None searches without a fixed N (the exact stopping rule); ORC: None
-    takes N = 2^ceil(C + orc_margin_bits). max_candidates: the most candidates one realization
-    may search (and the largest N). chunk_size: the most candidates generated and scored at
+    n_candidates: N; None takes N = 2^ceil(C + margin_bits), or for PFR with ``exact`` no fixed
+    N. exact (PFR): search until the stopping rule proves K (at most max_candidates per
+    realization) instead of over N candidates. max_candidates: the most candidates one
+    realization may search (and the largest N). max_test: the most test realizations the
+    runner codes (:attr:`rdbench.Codec.max_test`; None: the profile's). chunk_size: the most candidates generated and scored at
     once (chunks grow to it from 256, see :mod:`.codebook`). table_bits: the index
     code's Huffman table has 2**table_bits entries (None: from C, see :mod:`.index_code`).
     NERD channel only: nerd_profile (the ``nerd`` record's profile to train with, default
@@ -67,8 +69,10 @@ class RCC(Codec):
         method: str = "pfr",
         channel: str = "exact",
         n_candidates: int | None = None,
-        orc_margin_bits: float = 8.0,
+        margin_bits: float = 8.0,
+        exact: bool = True,
         max_candidates: int = 2**22,
+        max_test: int | None = None,
         chunk_size: int = 2**14,
         table_bits: int | None = None,
         nerd_profile: str | None = None,
@@ -82,15 +86,18 @@ class RCC(Codec):
         if channel not in CHANNELS:
             raise ValueError(f"channel must be one of {CHANNELS}, got {channel!r}")
         for name, value in (("max_candidates", max_candidates), ("chunk_size", chunk_size),
-                            ("n_candidates", 1 if n_candidates is None else n_candidates)):
+                            ("n_candidates", 1 if n_candidates is None else n_candidates),
+                            ("max_test", 1 if max_test is None else max_test)):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if n_candidates is not None and n_candidates > max_candidates:
             raise ValueError(f"n_candidates={n_candidates} exceeds max_candidates={max_candidates}")
-        if isinstance(orc_margin_bits, bool) or not isinstance(orc_margin_bits, (int, float)) or not (
-            0 <= orc_margin_bits < math.inf
+        if isinstance(margin_bits, bool) or not isinstance(margin_bits, (int, float)) or not (
+            0 <= margin_bits < math.inf
         ):
-            raise ValueError(f"orc_margin_bits must be a number >= 0, got {orc_margin_bits!r}")
+            raise ValueError(f"margin_bits must be a number >= 0, got {margin_bits!r}")
+        if not isinstance(exact, bool):
+            raise ValueError(f"exact must be true or false, got {exact!r}")
         nerd_only = {"nerd_profile": nerd_profile, "nerd": nerd, "device": device, "generator": generator,
                      "generator_rate_bits": generator_rate_bits}
         if channel == "exact" and any(v is not None for v in nerd_only.values()):
@@ -99,8 +106,10 @@ class RCC(Codec):
         self.method = method
         self.channel_kind = channel
         self.n_candidates = None if n_candidates is None else int(n_candidates)
-        self.orc_margin_bits = float(orc_margin_bits)
+        self.margin_bits = float(margin_bits)
+        self.exact = exact and method == "pfr" and n_candidates is None
         self.max_candidates = int(max_candidates)
+        self.max_test = None if max_test is None else int(max_test)
         self.chunk_size = int(chunk_size)
         self.table_bits = table_bits
         self.nerd_profile = nerd_profile or "default"
@@ -118,7 +127,7 @@ class RCC(Codec):
         rate = self.channel.rate_bits
         self.codebook = Codebook(self.channel, seed, self.method, self._limit(rate), self.chunk_size)
         self.code = IndexCode(rate, default_table_bits(rate) if self.table_bits is None else self.table_bits)
-        if self.method == "pfr" and self.n_candidates is None:
+        if self.exact:
             self._pilot(source, seed)
         self._fit_seconds = time.perf_counter() - t0
         self._log = []
@@ -136,19 +145,19 @@ class RCC(Codec):
         return NerdChannel.trained(source, target, seed, self.nerd_profile, self.nerd)
 
     def _limit(self, rate_bits: float) -> int:
-        """N for ORC and finite PFR, max_candidates for exact PFR."""
+        """N: n_candidates, max_candidates for exact PFR, else 2^ceil(C + margin_bits)."""
         if self.n_candidates is not None:
             return self.n_candidates
-        if self.method == "pfr":
+        if self.exact:
             return self.max_candidates
-        n = 2 ** math.ceil(rate_bits + self.orc_margin_bits)
-        if n > self.max_candidates:
+        bits = math.ceil(rate_bits + self.margin_bits)
+        if 2**bits > self.max_candidates:
             raise ValueError(
-                f"orc: N = 2^{math.ceil(rate_bits + self.orc_margin_bits)} candidates (C = {rate_bits:.2f} bits + "
-                f"orc_margin_bits = {self.orc_margin_bits:g}) exceeds max_candidates={self.max_candidates}; "
-                "raise max_candidates, lower orc_margin_bits or set n_candidates"
+                f"{self.method}: N = 2^{bits} candidates (C = {rate_bits:.2f} bits + margin_bits = "
+                f"{self.margin_bits:g}) exceeds max_candidates={self.max_candidates}; "
+                "raise max_candidates, lower margin_bits or set n_candidates"
             )
-        return n
+        return 2**bits
 
     def _pilot(self, source: Source, seed: int) -> None:
         """Refuse a target whose median exact-PFR search exceeds the cap (a majority of
@@ -209,8 +218,8 @@ class RCC(Codec):
         out: dict[str, Any] = {
             "method": self.method,
             **self.channel.details(),
-            "exact_search": self.method == "pfr" and self.n_candidates is None,
-            "n_candidates": None if self.method == "pfr" and self.n_candidates is None else self.codebook.limit,
+            "exact_search": self.exact,
+            "n_candidates": None if self.exact else self.codebook.limit,
             "max_candidates": self.max_candidates,
             "zipf_exponent": zipf_exponent(rate),
             "table_bits": self.code.table_bits,

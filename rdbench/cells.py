@@ -8,6 +8,7 @@ result with ``status == "error"`` and the message.
 
 from __future__ import annotations
 
+import contextvars
 import hashlib
 import json
 import math
@@ -18,7 +19,9 @@ import socket
 import sys
 import time
 import traceback
-from dataclasses import asdict, dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 from datetime import datetime, timezone
 from typing import Any
 
@@ -27,12 +30,19 @@ import numpy as np
 import rdbench
 from rdbench.interfaces import Bits, Codec, Estimator, RDPoint, Source
 from rdbench.registry import get_registry
+from rdbench.store import ResultStore
 from rdbench.targets import Target
 
 #: Bump when the meaning of a stored cell changes (so old cells are recomputed).
 CELL_FORMAT = 2
 #: A point within this many bits of its ceiling is flagged ``near_ceiling``.
 CEILING_MARGIN_BITS = 1.0
+
+
+#: The cell this process is running and its run's output folder (see :func:`estimate`).
+_RUNNING: contextvars.ContextVar[tuple[CellSpec, Path | None] | None] = contextvars.ContextVar(
+    "rdbench_running_cell", default=None
+)
 
 
 class CellError(RuntimeError):
@@ -174,8 +184,66 @@ def evaluate_codec(codec: Codec, source: Source, target: Target, seed: int, n_te
     )
 
 
-def run_cell(spec: CellSpec) -> dict[str, Any]:
-    """Run one cell in this process; never raises."""
+def estimate(name: str, settings: Mapping[str, Any], source: Source, target: Target, seed: int) -> list[RDPoint]:
+    """The points of estimator ``name`` with ``settings`` on this cell's source at ``target``
+    (resolved) and ``seed``, for methods built on an estimator's output (NERD-RCC codes with
+    NERD's Q*_Y).
+
+    Inside a cell of a run whose output folder already holds that estimator's cell (the same
+    source, settings, target, seed and versions, finished ok), its stored points and
+    artifacts are read back instead of computed again: the run's ``nerd`` cells train the
+    generators its NERD-RCC cells use. Otherwise (outside a run, or before that cell is
+    stored) the estimator runs here.
+    """
+    entry = get_registry().get("estimator", name)
+    running = _RUNNING.get()
+    if running is not None and running[1] is not None:
+        cell, out = running
+        if seed == cell.seed and target == Target.parse(cell.target).resolve(source):
+            spec = replace(cell, method=name, method_kind="estimator", method_settings=dict(settings),
+                           method_version=entry.version)
+            stored = _stored_points(ResultStore(out), spec.cell_id)
+            if stored is not None:
+                return stored
+    return entry.create(settings).estimate(source, target, seed)
+
+
+def _stored_points(store: ResultStore, cell_id: str) -> list[RDPoint] | None:
+    """The points of a stored ok cell with their artifacts, or None."""
+    result = store.read(cell_id)
+    if result is None or result.get("status") != "ok":
+        return None
+    points = []
+    for i, record in enumerate(result["points"]):
+        details = dict(record["details"])
+        names = details.pop("artifacts", [])
+        artifacts = {}
+        for stored_name in names:
+            file = Path(stored_name).name
+            try:
+                artifacts[file.split("-", 1)[1]] = store.artifact_path(cell_id, file).read_bytes()
+            except OSError:
+                return None
+        points.append(RDPoint(
+            rate_bits=record["rate_bits"], distortion=record["distortion"], bound=record["bound"],
+            rate_lower_bits=record["rate_lower_bits"], rate_upper_bits=record["rate_upper_bits"],
+            rate_ceiling_bits=record["rate_ceiling_bits"], details={**details, "reused_cell": cell_id},
+            artifacts=artifacts,
+        ))
+    return points
+
+
+def run_cell(spec: CellSpec, out: str | os.PathLike[str] | None = None) -> dict[str, Any]:
+    """Run one cell in this process; never raises. out: the run's output folder, where
+    :func:`estimate` looks for cells to reuse."""
+    token = _RUNNING.set((spec, None if out is None else Path(out)))
+    try:
+        return _run_cell(spec)
+    finally:
+        _RUNNING.reset(token)
+
+
+def _run_cell(spec: CellSpec) -> dict[str, Any]:
     started = datetime.now(timezone.utc)
     t0, c0 = time.perf_counter(), _cpu_seconds()
     result: dict[str, Any] = {

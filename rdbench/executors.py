@@ -41,18 +41,23 @@ def limit_threads(threads: int) -> None:
 
 class Executor(ABC):
     @abstractmethod
-    def run(self, specs: Sequence[CellSpec], timeout: float | None) -> Iterator[dict[str, Any]]:
-        """Run every cell; yield each result as it finishes."""
+    def run(
+        self, specs: Sequence[CellSpec], timeout: float | None, out: str | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """Run every cell; yield each result as it finishes. out: the run's output folder,
+        where cells may read finished cells to reuse (:func:`rdbench.cells.estimate`)."""
 
 
 class SerialExecutor(Executor):
     """One cell after another in this process (easiest to debug; ``--executor serial``)."""
 
-    def run(self, specs: Sequence[CellSpec], timeout: float | None) -> Iterator[dict[str, Any]]:
+    def run(
+        self, specs: Sequence[CellSpec], timeout: float | None, out: str | None = None
+    ) -> Iterator[dict[str, Any]]:
         use_alarm = timeout is not None and threading.current_thread() is threading.main_thread()
         for spec in specs:
             if not use_alarm:
-                yield run_cell(spec)
+                yield run_cell(spec, out)
                 continue
 
             def _expire(signum: int, frame: Any) -> None:
@@ -61,7 +66,7 @@ class SerialExecutor(Executor):
             previous = signal.signal(signal.SIGALRM, _expire)
             signal.setitimer(signal.ITIMER_REAL, float(timeout))
             try:
-                result = run_cell(spec)
+                result = run_cell(spec, out)
             finally:
                 signal.setitimer(signal.ITIMER_REAL, 0)
                 signal.signal(signal.SIGALRM, previous)
@@ -82,7 +87,9 @@ class ProcessExecutor(Executor):
         cores = os.cpu_count() or 1
         self.threads = threads_per_worker or max(1, cores // self.workers)
 
-    def run(self, specs: Sequence[CellSpec], timeout: float | None) -> Iterator[dict[str, Any]]:
+    def run(
+        self, specs: Sequence[CellSpec], timeout: float | None, out: str | None = None
+    ) -> Iterator[dict[str, Any]]:
         import multiprocessing
 
         from pebble import ProcessExpired, ProcessPool
@@ -94,7 +101,7 @@ class ProcessExecutor(Executor):
             initargs=(self.threads,),
             context=multiprocessing.get_context("spawn"),
         ) as pool:
-            futures = {pool.schedule(run_cell, args=(spec,), timeout=timeout): spec for spec in specs}
+            futures = {pool.schedule(run_cell, args=(spec, out), timeout=timeout): spec for spec in specs}
             try:
                 for future in as_completed(futures):
                     spec = futures[future]
@@ -132,7 +139,9 @@ class DaskExecutor(Executor):
         cluster = LocalCluster(n_workers=self.workers, threads_per_worker=1, processes=True, dashboard_address=None)
         return Client(cluster), cluster
 
-    def run(self, specs: Sequence[CellSpec], timeout: float | None) -> Iterator[dict[str, Any]]:
+    def run(
+        self, specs: Sequence[CellSpec], timeout: float | None, out: str | None = None
+    ) -> Iterator[dict[str, Any]]:
         from distributed import wait
 
         client, cluster = self._client()
@@ -143,7 +152,7 @@ class DaskExecutor(Executor):
             while pending or running:
                 while pending and len(running) < slots:
                     spec = pending.pop(0)
-                    future = client.submit(run_cell, spec, key=f"rdbench-cell-{spec.cell_id}", pure=False)
+                    future = client.submit(run_cell, spec, out, key=f"rdbench-cell-{spec.cell_id}", pure=False)
                     running[future] = (spec, time.monotonic())
                 done, _ = wait(list(running), timeout=1.0, return_when="FIRST_COMPLETED")
                 for future in done:

@@ -167,7 +167,7 @@ def execute(
     )
     bar.set_postfix(failed=0)
     with bar:
-        for result in executor.run(todo, timeout):
+        for result in executor.run(todo, timeout, str(store.root.absolute())):
             store.write(result)
             summary.computed += 1
             if result["status"] != "ok":

@@ -466,6 +466,9 @@ def test_every_method_runs_on_digits_in_the_smoke_profile(tmp_path):
     for name in ("pfr-nerd", "orc-nerd"):
         details = point[name]["details"]
         assert details["channel"] == "nerd" and details["n_test"] == 100 and details["exact_search"] is False
+        # the run's nerd cell (same settings, target, seed) gave the channel: read back, not retrained
+        assert details["nerd_cell"] == by_method["nerd"]["cell_id"]
+        assert details["rate_parameter_bits"] == pytest.approx(point["nerd"]["rate_bits"], abs=1e-12)
         # the channel is NERD's at this target: the code lands near NERD's distortion, within
         # the rate guarantee C + log2(C + 1) + 5 of NERD-RCC (paper eq. 25)
         assert point[name]["distortion"] == pytest.approx(details["nerd_distortion"], rel=0.15), name

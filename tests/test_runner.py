@@ -110,6 +110,22 @@ def test_a_finite_test_split_is_coded_each_realization_once():
     assert sorted(seen) == pytest.approx(list(np.arange(30.0) / 10 - 1.5))
 
 
+def test_a_cell_reads_back_the_runs_stored_estimator_cell(toy_plugins, tmp_path):
+    """rdbench.cells.estimate inside a cell returns the run's stored cell of that estimator (same
+    source, settings, target, seed), and computes when the run has none or the settings differ."""
+    derived = _planned("toy-derived")
+    fresh = run_cell(derived, tmp_path)
+    assert fresh["status"] == "ok" and "reused_cell" not in fresh["points"][0]["details"]
+    stored = _planned("toy-ok")
+    ResultStore(tmp_path).write(run_cell(stored))
+    reused = run_cell(derived, tmp_path)["points"][0]
+    assert reused["details"]["reused_cell"] == stored.cell_id
+    assert reused["rate_bits"] == fresh["points"][0]["rate_bits"]
+    other = run_cell(CellSpec(**{**derived.__dict__, "method_settings": {"settings": {"seconds": 0.0}}}), tmp_path)
+    assert "reused_cell" not in other["points"][0]["details"]
+    assert "reused_cell" not in run_cell(derived)["points"][0]["details"]  # outside a run
+
+
 def test_run_resume_and_rerun_compute_nothing_twice(toy_plugins, tmp_path):
     out = tmp_path / "out"
     args = ["run", "--sources", "toy-uniform,bernoulli", "--estimators", "toy-ok", "--codecs", "toy-quantizer",

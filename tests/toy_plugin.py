@@ -79,6 +79,18 @@ def make_misbehaving(**settings):
     return Misbehaving(**settings)
 
 
+class Derived(Estimator):
+    """Returns the points of ``toy-ok`` with ``settings`` through :func:`rdbench.cells.estimate`."""
+
+    def __init__(self, settings: dict | None = None) -> None:
+        self.settings = settings or {}
+
+    def estimate(self, source, target, seed):
+        from rdbench.cells import estimate
+
+        return estimate("toy-ok", self.settings, source, target, seed)
+
+
 @hookimpl
 def rdbench_sources():
     return [
@@ -97,6 +109,7 @@ def rdbench_estimators():
         PluginRecord("toy-nan", "returns NaN", "toy_plugin:make_misbehaving", defaults={"mode": "nan"}),
         PluginRecord("toy-negative", "returns a negative rate", "toy_plugin:make_misbehaving", defaults={"mode": "negative"}),
         PluginRecord("toy-slow", "sleeps", "toy_plugin:make_misbehaving", defaults={"seconds": 30.0}),
+        PluginRecord("toy-derived", "toy-ok's points, read back when the run has them", "toy_plugin:Derived"),
     ]
 
 

@@ -64,12 +64,15 @@ class NerdChannel(Channel):
     def trained(
         cls, source: Source, target: Target, seed: int, profile: str, overrides: Mapping[str, Any]
     ) -> NerdChannel:
-        """Train the registered ``nerd`` estimator (its record's ``profile`` settings, then
-        ``overrides``) on the source's train split at ``target``."""
+        """The point of the registered ``nerd`` estimator (its record's ``profile`` settings, then
+        ``overrides``) on the source's train split at ``target``: read back from the run's
+        ``nerd`` cell with those settings when it is stored, else trained here
+        (:func:`rdbench.cells.estimate`)."""
+        from rdbench.cells import estimate
         from rdbench.registry import get_registry
 
-        entry = get_registry().get("estimator", "nerd")
-        point = entry.create(entry.record.settings(profile, overrides)).estimate(source, target, seed)[0]
+        settings = get_registry().get("estimator", "nerd").record.settings(profile, overrides)
+        point = estimate("nerd", settings, source, target, seed)[0]
         if point.rate_ceiling_bits is not None and point.rate_bits > point.rate_ceiling_bits - 1:
             raise ValueError(
                 f"NERD's estimate ({point.rate_bits:.2f} bits at D = {point.distortion:.4g}) is within 1 bit of "
@@ -83,6 +86,7 @@ class NerdChannel(Channel):
             "nerd_steps": point.details.get("steps"),
             "nerd_train_seconds": point.details.get("train_seconds"),
             "nerd_profile": profile,
+            "nerd_cell": point.details.get("reused_cell"),
         }
         return cls(point.artifacts["generator.pt"], max(point.rate_bits, 0.0), source, info)
 

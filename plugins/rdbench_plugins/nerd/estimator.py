@@ -31,6 +31,7 @@ from rdbench.distortion import flatten
 from rdbench.interfaces import Estimator, RDPoint, Source
 from rdbench.targets import Target
 
+from rdbench_plugins._torch_common import with_budget
 from rdbench_plugins.nerd.distances import pairwise_for
 from rdbench_plugins.nerd.generators import ConvGenerator, FCGenerator, build_generator, generator_config
 from rdbench_plugins.nerd.readout import ReadoutSettings, read_out
@@ -120,7 +121,7 @@ class NERD(Estimator):
         pairwise = pairwise_for(source.distortion)
         resolved = [t if t.distortion is not None or t.kind == "slope" else t.resolve(source) for t in targets]
         config = generator_config(source.shape, **self.architecture)
-        budget = {k: int(v if v is not None else KIND_BUDGETS[config["kind"]][k]) for k, v in self.budget.items()}
+        budget = with_budget(self.budget, KIND_BUDGETS[config["kind"]])
         train_settings = dataclasses.replace(self.train_settings, **budget)
         warm_settings = dataclasses.replace(self.warm_settings, **budget)
         pool = self._samples(source, self.n_train, seed, "train")

@@ -20,7 +20,7 @@ from rdbench.entropy_coding import IntegerModel, decode_symbols, encode_symbols
 from rdbench.interfaces import Bits, Codec, Source
 from rdbench.slopes import target_slope
 from rdbench.targets import Target
-from rdbench_plugins._torch_common import seeded, torch_distortion
+from rdbench_plugins._torch_common import seeded, torch_distortion, with_budget
 from rdbench_plugins.ntc.model import QUANTIZATIONS, NTCModel
 from rdbench_plugins.ntc.training import TrainingLog, initial_step, train
 
@@ -43,6 +43,7 @@ class StreamStats:
             "overhead_percent": 100.0 * (self.real_bits / self.ideal_bits - 1) if self.ideal_bits > 0 else None,
             "escapes": self.escapes,
         }
+
 
 #: Training steps by source kind where the settings leave them at None. Images get about a
 #: quarter of the vector steps: with the vector budget one ``digits`` cell took 160 s (ntc) and
@@ -93,7 +94,8 @@ class NTC(Codec):
             raise ValueError(f"tail_mass must lie in (0, 0.5), got {tail_mass!r}")
         if not 1 <= max_support < 2 ** (precision - 1):
             raise ValueError(f"max_support must lie in 1..2**(precision - 1), got {max_support!r}")
-        for name, value in (("steps", 1 if steps is None else steps), ("batch_size", batch_size), ("n_train", n_train), ("n_val", n_val)):
+        positive = {"steps": 1 if steps is None else steps, "batch_size": batch_size, "n_train": n_train, "n_val": n_val}
+        for name, value in positive.items():
             if int(value) < 1:
                 raise ValueError(f"{name} must be >= 1, got {value!r}")
         self.steps = {"steps": steps, "finetune_steps": finetune_steps, "density_steps": density_steps}
@@ -128,7 +130,7 @@ class NTC(Codec):
         generator = torch.Generator(device=self.device).manual_seed(seed)
         self.target_distortion = target.distortion
         budget = BUDGETS["image" if len(source.shape) == 3 else "vector"]
-        steps = {k: int(v if v is not None else budget[k]) for k, v in self.steps.items()}
+        steps = with_budget(self.steps, budget)
         self.log = train(
             self.model, train_x, val_x, distortion, lam, rule, target.distortion, generator=generator,
             **steps, **self.settings,

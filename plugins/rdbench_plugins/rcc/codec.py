@@ -52,8 +52,8 @@ class RCC(Codec):
     N. exact (PFR): search until the stopping rule proves K (at most max_candidates per
     realization) instead of over N candidates. max_candidates: the most candidates one
     realization may search (and the largest N). max_test: the most test realizations the
-    runner codes (:attr:`rdbench.Codec.max_test`; None: the profile's). chunk_size: the most candidates generated and scored at
-    once (chunks grow to it from 256, see :mod:`.codebook`). table_bits: the index
+    runner codes (:attr:`rdbench.Codec.max_test`; None: the profile's). chunk_size: the most
+    candidates generated and scored at once (chunks grow to it from 256, see :mod:`.codebook`). table_bits: the index
     code's Huffman table has 2**table_bits entries (None: from C, see :mod:`.index_code`).
     NERD channel only: nerd_profile (the ``nerd`` record's profile to train with, default
     ``default``), nerd (overrides of its settings) and device (NERD's training device, unless

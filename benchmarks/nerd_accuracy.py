@@ -36,7 +36,7 @@ def run(source_name: str, seed: int, settings: dict) -> None:
     source = get_registry().get("source", source_name).create({})
     targets = [Target.parse(f"R={r}").resolve(source) for r in RATES]
     t0, c0 = time.perf_counter(), cpu_seconds()
-    points = NERD(**settings).curve(source, targets, seed)
+    points = [p for (p,) in NERD(**settings).curve(source, targets, seed)]
     wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
     print(f"\n{source_name} (seed {seed})")
     print(f"{'R(D*)':>6} {'target D':>9} {'achieved D':>10} {'R^':>7} {'exact R':>7} {'error':>7} "

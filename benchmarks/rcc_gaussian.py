@@ -86,7 +86,7 @@ def nerd_rows(
     """NERD-RCC rows; returns them and the R=8 point's generator file and rate estimate."""
     entry = get_registry().get("estimator", "nerd")
     t0 = time.perf_counter()
-    points = entry.create(entry.record.settings(args.nerd_profile)).curve(source, targets, args.seed)
+    points = [p for (p,) in entry.create(entry.record.settings(args.nerd_profile)).curve(source, targets, args.seed)]
     print(f"\n== NERD-RCC: NERD's Q*_Y (generator), beta* and rate (one curve, nerd profile "
           f"{args.nerd_profile!r}, {time.perf_counter() - t0:.0f} s) ==")
     print(f"{'R*':>3} {'NERD D':>8} {'NERD R^':>8} {'R(D)':>6} {'beta':>9} {'beta*':>9}")

@@ -1,17 +1,15 @@
-"""Cells: the unit of work. A cell is (source, method, settings, target, seed).
+"""Running cells: a cell is a pure function of its :class:`~rdbench.spec.CellSpec`.
 
-A cell is a pure function of its :class:`CellSpec`, so cells run in any order, in any
-process, on any machine. Its identity is a hash of the canonical spec and the versions
-that matter (rdbench's and both plugins'). :func:`run_cell` never raises: a failure is a
-result with ``status == "error"`` and the message.
+Cells run in any order, in any process, on any machine. :func:`run_cell` never raises: a
+failure (an exception, or ``SystemExit`` from a plugin) is a result with
+``status == "error"`` and the message.
 """
 
 from __future__ import annotations
 
 import contextvars
-import hashlib
-import json
 import math
+import multiprocessing
 import os
 import platform
 import resource
@@ -19,8 +17,8 @@ import socket
 import sys
 import time
 import traceback
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -30,11 +28,10 @@ import numpy as np
 import rdbench
 from rdbench.interfaces import Bits, Codec, Estimator, RDPoint, Source
 from rdbench.registry import get_registry
+from rdbench.spec import CELL_FORMAT, CellSpec, method_fields, rdbench_fingerprint
 from rdbench.store import ResultStore
 from rdbench.targets import Target
 
-#: Bump when the meaning of a stored cell changes (so old cells are recomputed).
-CELL_FORMAT = 2
 #: A point within this many bits of its ceiling is flagged ``near_ceiling``.
 CEILING_MARGIN_BITS = 1.0
 
@@ -49,46 +46,12 @@ class CellError(RuntimeError):
     """A cell failed for a reason the runner detected (timeout, invalid output, crash)."""
 
 
-@dataclass(frozen=True)
-class CellSpec:
-    """Everything that determines a cell's numbers."""
-
-    source: str
-    source_settings: dict[str, Any]
-    source_version: str
-    method: str
-    method_kind: str  # "estimator" | "codec"
-    method_settings: dict[str, Any]
-    method_version: str
-    target: str
-    seed: int
-    n_test: int  # codecs: realizations of the test split they are evaluated on (at most its size)
-    profile: str = field(default="default", compare=False)  # informational: settings hold its effect
-
-    def identity(self) -> dict[str, Any]:
-        spec = asdict(self)
-        spec.pop("profile")
-        if self.method_kind != "codec":
-            spec.pop("n_test")
-        spec["rdbench_version"] = rdbench.__version__
-        spec["cell_format"] = CELL_FORMAT
-        return spec
-
-    @property
-    def cell_id(self) -> str:
-        canonical = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"), default=str)
-        return hashlib.sha256(canonical.encode()).hexdigest()[:20]
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> CellSpec:
-        return cls(**{k: data[k] for k in cls.__dataclass_fields__})
-
-
 def provenance() -> dict[str, Any]:
     """Versions and host of the process running a cell."""
     torch = sys.modules.get("torch")
     return {
         "rdbench_version": rdbench.__version__,
+        "rdbench_code": rdbench_fingerprint(),
         "python_version": platform.python_version(),
         "numpy_version": np.__version__,
         "torch_version": None if torch is None else str(torch.__version__),  # a str subclass in torch
@@ -122,11 +85,15 @@ def _jsonable(value: Any) -> Any:
     return repr(value)
 
 
-def _point_record(point: RDPoint, source: Source) -> dict[str, Any]:
+def _point_record(point: RDPoint, source: Source, target: Target) -> dict[str, Any]:
     point.validate()
     rate_true = source.rate_distortion(point.distortion) if source.has_exact_rd else None
     ceiling = point.rate_ceiling_bits
+    converged = point.details.get("converged")
     return {
+        "target": str(target),
+        "target_distortion": target.distortion,
+        "converged": None if converged is None else bool(converged),
         "bound": point.bound,
         "distortion": float(point.distortion),
         "rate_bits": float(point.rate_bits),
@@ -140,15 +107,32 @@ def _point_record(point: RDPoint, source: Source) -> dict[str, Any]:
 
 
 def evaluate_codec(codec: Codec, source: Source, target: Target, seed: int, n_test: int) -> RDPoint:
-    """Fit, encode the test split, decode, and measure: an operational point.
+    """Fit, encode the test split, decode, and measure: an operational point."""
+    codec.fit(source, target, seed)
+    return _measure_codec(codec, source, seed, n_test)
+
+
+def evaluate_codec_curve(
+    codec: Codec, source: Source, targets: Sequence[Target], seed: int, n_test: int
+) -> list[list[RDPoint]]:
+    """:func:`evaluate_codec` at each target in turn, through :meth:`Codec.fit_curve`."""
+    points = {}
+    for target in codec.fit_curve(source, targets, seed):
+        points[target] = [_measure_codec(codec, source, seed, n_test)]
+    missing = [str(t) for t in targets if t not in points]
+    if missing:
+        raise CellError(f"fit_curve yielded no fit for {', '.join(missing)}")
+    return [points[t] for t in targets]
+
+
+def _measure_codec(codec: Codec, source: Source, seed: int, n_test: int) -> RDPoint:
+    """Encode the test split with a fitted codec, decode, and measure.
 
     n_test realizations are coded, at most the test split's size (each once; see
-    :meth:`Source.split_size`) and the codec's :attr:`Codec.max_test`.
-
-    Rate is the real bitstream length in bits per realization; distortion is measured
-    between the test realizations and the decoder's output.
+    :meth:`Source.split_size`) and the codec's :attr:`Codec.max_test`. Rate is the real
+    bitstream length in bits per realization; distortion is measured between the test
+    realizations and the decoder's output.
     """
-    codec.fit(source, target, seed)
     n_test = min(n for n in (n_test, source.split_size("test"), codec.max_test) if n is not None)
     x = source.sample(n_test, seed, "test")
     t0 = time.perf_counter()
@@ -184,37 +168,44 @@ def evaluate_codec(codec: Codec, source: Source, target: Target, seed: int, n_te
     )
 
 
-def estimate(name: str, settings: Mapping[str, Any], source: Source, target: Target, seed: int) -> list[RDPoint]:
-    """The points of estimator ``name`` with ``settings`` on this cell's source at ``target``
-    (resolved) and ``seed``, for methods built on an estimator's output (NERD-RCC codes with
-    NERD's Q*_Y).
+def estimate(
+    name: str, settings: Mapping[str, Any], source: Source, targets: Sequence[Target], seed: int
+) -> list[list[RDPoint]]:
+    """The points of estimator ``name`` with ``settings`` (before plan-time resolution) on
+    this cell's source at each of ``targets`` (resolved) and ``seed``, one list per target,
+    for methods built on an estimator's output (NERD-RCC codes with NERD's Q*_Y).
 
     Inside a cell of a run whose output folder already holds that estimator's cell (the same
-    source, settings, target, seed and versions, finished ok), its stored points and
+    source, resolved settings, targets, seed and code, finished ok), its stored points and
     artifacts are read back instead of computed again: the run's ``nerd`` cells train the
     generators its NERD-RCC cells use. Otherwise (outside a run, or before that cell is
-    stored) the estimator runs here.
+    stored) the estimator runs here, on all targets together.
     """
     entry = get_registry().get("estimator", name)
+    fields = method_fields(entry, settings, source)
     running = _RUNNING.get()
     if running is not None and running[1] is not None:
         cell, out = running
-        if seed == cell.seed and target == Target.parse(cell.target).resolve(source):
-            spec = replace(cell, method=name, method_kind="estimator", method_settings=dict(settings),
-                           method_version=entry.version)
-            stored = _stored_points(ResultStore(out), spec.cell_id)
-            if stored is not None:
-                return stored
-    return entry.create(settings).estimate(source, target, seed)
+        if seed == cell.seed and list(targets) == [Target.parse(t).resolve(source) for t in cell.targets]:
+            files = {k: v for k, v in cell.files.items() if k.startswith("source.")}
+            spec = replace(cell, **{**fields, "files": {**files, **fields["files"]}})
+            groups = [cell.targets] if entry.record.curve else [(t,) for t in cell.targets]
+            stored = [_stored_points(ResultStore(out), replace(spec, targets=g).cell_id) for g in groups]
+            if all(s is not None for s in stored):
+                return [points for group in stored for points in group]
+    estimator = entry.create(fields["method_settings"])
+    if entry.record.curve:
+        return estimator.curve(source, list(targets), seed)
+    return [estimator.estimate(source, target, seed) for target in targets]
 
 
-def _stored_points(store: ResultStore, cell_id: str) -> list[RDPoint] | None:
-    """The points of a stored ok cell with their artifacts, or None."""
+def _stored_points(store: ResultStore, cell_id: str) -> list[list[RDPoint]] | None:
+    """The points of a stored ok cell with their artifacts, one list per target, or None."""
     result = store.read(cell_id)
     if result is None or result.get("status") != "ok":
         return None
-    points = []
-    for i, record in enumerate(result["points"]):
+    points: dict[str, list[RDPoint]] = {t: [] for t in result["spec"]["targets"]}
+    for record in result["points"]:
         details = dict(record["details"])
         names = details.pop("artifacts", [])
         artifacts = {}
@@ -224,13 +215,13 @@ def _stored_points(store: ResultStore, cell_id: str) -> list[RDPoint] | None:
                 artifacts[file.split("-", 1)[1]] = store.artifact_path(cell_id, file).read_bytes()
             except OSError:
                 return None
-        points.append(RDPoint(
+        points[record["target"]].append(RDPoint(
             rate_bits=record["rate_bits"], distortion=record["distortion"], bound=record["bound"],
             rate_lower_bits=record["rate_lower_bits"], rate_upper_bits=record["rate_upper_bits"],
             rate_ceiling_bits=record["rate_ceiling_bits"], details={**details, "reused_cell": cell_id},
             artifacts=artifacts,
         ))
-    return points
+    return list(points.values())
 
 
 def run_cell(spec: CellSpec, out: str | os.PathLike[str] | None = None) -> dict[str, Any]:
@@ -244,10 +235,12 @@ def run_cell(spec: CellSpec, out: str | os.PathLike[str] | None = None) -> dict[
 
 
 def _run_cell(spec: CellSpec) -> dict[str, Any]:
+    registry = get_registry()  # importing every plugin is not this cell's time
     started = datetime.now(timezone.utc)
     t0, c0 = time.perf_counter(), _cpu_seconds()
     result: dict[str, Any] = {
         "cell_id": spec.cell_id,
+        "cell_format": CELL_FORMAT,
         "spec": asdict(spec),
         "status": "ok",
         "error": None,
@@ -257,35 +250,47 @@ def _run_cell(spec: CellSpec) -> dict[str, Any]:
         "started_at": started.isoformat(),
     }
     try:
-        registry = get_registry()
+        entry = registry.get(spec.method_kind, spec.method)
         source = registry.get("source", spec.source).create(spec.source_settings)
         if not isinstance(source, Source):
             raise CellError(f"source factory for {spec.source!r} returned {type(source).__name__}, not a Source")
         result["distortion_measure"] = source.distortion.name
         result["d_max"] = None if source.d_max is None else float(source.d_max)
-        target = Target.parse(spec.target).resolve(source)
-        method = registry.get(spec.method_kind, spec.method).create(spec.method_settings)
+        targets = [Target.parse(t).resolve(source) for t in spec.targets]
+        method = entry.create(spec.method_settings)
         if spec.method_kind == "estimator":
             if not isinstance(method, Estimator):
                 raise CellError(f"estimator factory for {spec.method!r} returned {type(method).__name__}")
-            points = method.estimate(source, target, spec.seed)
-            if not isinstance(points, (list, tuple)) or not points:
-                raise CellError(f"estimator {spec.method!r} returned {points!r}, not a non-empty list of RDPoint")
+            if entry.record.curve:
+                per_target = method.curve(source, targets, spec.seed)
+            else:
+                per_target = [method.estimate(source, targets[0], spec.seed)]
+            if not isinstance(per_target, (list, tuple)) or len(per_target) != len(targets):
+                raise CellError(f"estimator {spec.method!r} returned {per_target!r}, not one list of points per target")
+            for points in per_target:
+                if not isinstance(points, (list, tuple)) or not points:
+                    raise CellError(f"estimator {spec.method!r} returned {points!r}, not a non-empty list of RDPoint")
         else:
             if not isinstance(method, Codec):
                 raise CellError(f"codec factory for {spec.method!r} returned {type(method).__name__}")
-            points = [evaluate_codec(method, source, target, spec.seed, spec.n_test)]
+            if entry.record.curve:
+                per_target = evaluate_codec_curve(method, source, targets, spec.seed, spec.n_test)
+            else:
+                per_target = [[evaluate_codec(method, source, targets[0], spec.seed, spec.n_test)]]
             result["coding"] = method.coding
-        for p in points:
+        pairs = [(target, p) for target, points in zip(targets, per_target) for p in points]
+        for _, p in pairs:
             if not isinstance(p, RDPoint):
                 raise CellError(f"{spec.method!r} returned {type(p).__name__}, not an RDPoint")
-        result["points"] = [_point_record(p, source) for p in points]
+        result["points"] = [_point_record(p, source, target) for target, p in pairs]
         result["artifacts"] = {}
-        for i, (point, record) in enumerate(zip(points, result["points"])):
+        for i, ((_, point), record) in enumerate(zip(pairs, result["points"])):
             for name, blob in point.artifacts.items():
                 result["artifacts"][f"{i}-{name}"] = blob
                 record["details"].setdefault("artifacts", []).append(f"artifacts/{spec.cell_id}/{i}-{name}")
-    except Exception as exc:  # noqa: BLE001 - a failing plugin must not stop the run
+    except BaseException as exc:  # noqa: BLE001 - a failing plugin (even sys.exit) must not stop the run
+        if isinstance(exc, KeyboardInterrupt) and multiprocessing.parent_process() is None:
+            raise  # the user stopped a serial run
         result["status"] = "error"
         result["points"] = []
         result["error"] = f"{type(exc).__name__}: {exc}"
@@ -303,6 +308,7 @@ def error_result(spec: CellSpec, message: str, wall_seconds: float | None = None
     now = datetime.now(timezone.utc).isoformat()
     return {
         "cell_id": spec.cell_id,
+        "cell_format": CELL_FORMAT,
         "spec": asdict(spec),
         "status": "error",
         "error": message,

@@ -91,6 +91,7 @@ def run(
     data_dir: Path | None,
 ) -> None:
     """Evaluate estimators and codecs on sources; write OUT/leaderboard.parquet and OUT/plots/."""
+    from rdbench import plans
     from rdbench.executors import make_executor
     from rdbench.profiles import RUNNER_PROFILES
     from rdbench.runner import PlanError, default_workers, execute, parse_overrides, plan, report
@@ -130,6 +131,13 @@ def run(
     workers = workers or default_workers()
     timeout = cell_timeout if cell_timeout is not None else RUNNER_PROFILES[profile].cell_timeout
     store = ResultStore(out)
+    request = plans.Request(
+        sources=[e.name for e in chosen["sources"]], estimators=[e.name for e in chosen["estimators"]],
+        codecs=[e.name for e in chosen["codecs"]], profile=profile,
+        targets=[t for t in targets.split(",") if t.strip()] if targets else None, seeds=seed_list,
+        settings=list(settings), device=device,
+    )
+    plans.write(out, request, specs)
     click.echo(f"rdbench: {len(specs)} cells ({profile} profile) -> {out}", err=True)
     summary = execute(specs, store, make_executor(executor, workers=workers, scheduler=scheduler), timeout=timeout, progress=not no_progress)
     path, figures = report(out)
@@ -180,20 +188,34 @@ def list_(ctx: click.Context, kind: str, as_json: bool) -> None:
 def leaderboard(out: Path) -> None:
     """Per-source rankings from OUT/leaderboard.parquet."""
     from rdbench import leaderboard as lb
+    from rdbench.rankings import format_rankings
 
     try:
-        click.echo(lb.format_rankings(lb.read(out)))
+        click.echo(format_rankings(lb.read(out)))
     except FileNotFoundError as exc:
         raise click.ClickException(str(exc)) from None
 
 
 @main.command()
 @click.argument("out", type=click.Path(exists=True, file_okay=False, path_type=Path))
-def report(out: Path) -> None:
-    """Rebuild OUT/leaderboard.parquet and OUT/plots/ from the stored cells."""
+@click.option("--all", "all_cells", is_flag=True, help="Include every stored cell, not only those of the folder's plan.")
+@click.option("--check", is_flag=True, help="Only say whether the stored results are current for the checked-out code (exit 1 if not).")
+@click.pass_context
+def report(ctx: click.Context, out: Path, all_cells: bool, check: bool) -> None:
+    """Rebuild OUT/leaderboard.parquet, OUT/summary.md and OUT/plots/ from the stored cells
+    of the folder's last plan."""
+    from rdbench.runner import PlanError
+    from rdbench.runner import check as check_current
     from rdbench.runner import report as build_report
 
-    path, figures = build_report(out)
+    if check:
+        try:
+            current, message = check_current(_registry(ctx), out)
+        except (PluginError, PlanError) as exc:
+            raise click.ClickException(f"cannot plan {out}'s request with this code: {exc}") from None
+        click.echo(message)
+        ctx.exit(0 if current else 1)
+    path, figures = build_report(out, all_cells=all_cells)
     click.echo(f"leaderboard: {path}\nplots: {', '.join(str(f) for f in figures)}")
 
 

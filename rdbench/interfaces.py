@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 import numpy as np
@@ -178,6 +179,15 @@ class Estimator(ABC):
         The estimator draws the samples it needs with ``source.sample(n, seed, split)``.
         """
 
+    def curve(self, source: Source, targets: Sequence[Target], seed: int) -> list[list[RDPoint]]:
+        """The points of each target, in the order given (one list per target).
+
+        The runner calls this for a record with ``curve=True``, with every target of the
+        source in one cell; override it to compute them together (warm starts along the
+        curve). The default estimates each target on its own.
+        """
+        return [self.estimate(source, target, seed) for target in targets]
+
 
 @dataclass(frozen=True)
 class Bits:
@@ -220,6 +230,18 @@ class Codec(ABC):
     @abstractmethod
     def fit(self, source: Source, target: Target, seed: int) -> None:
         """Train for ``target`` on ``source.sample(n, seed, "train")`` samples."""
+
+    def fit_curve(self, source: Source, targets: Sequence[Target], seed: int) -> Iterator[Target]:
+        """Fit for each target in turn, yielding it once this codec is fitted for it; the
+        runner encodes and decodes the test split before asking for the next.
+
+        The runner calls this for a record with ``curve=True`` (one cell holding every
+        target of the source); override it to warm-start each fit from the previous one.
+        The default fits each target from scratch.
+        """
+        for target in targets:
+            self.fit(source, target, seed)
+            yield target
 
     @abstractmethod
     def encode(self, x: np.ndarray) -> Bits | bytes:

@@ -7,6 +7,9 @@ The column names are a public contract (other people's scripts read them); see t
 from __future__ import annotations
 
 import json
+import os
+import tempfile
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +18,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from rdbench.spec import CELL_FORMAT
 from rdbench.store import ResultStore
 
 #: (column, arrow type, meaning) in the order they are written.
@@ -23,7 +27,8 @@ SCHEMA: list[tuple[str, pa.DataType, str]] = [
     ("method", pa.string(), "estimator or codec name"),
     ("method_kind", pa.string(), "estimator | codec"),
     ("bound", pa.string(), "estimate | upper | lower | operational"),
-    ("target", pa.string(), "the cell's target (R=2, D=0.5, D/Dmax=0.3, slope=4)"),
+    ("target", pa.string(), "the point's target (R=2, D=0.5, D/Dmax=0.3, slope=4), stored losslessly"),
+    ("target_distortion", pa.float64(), "the distortion the method aimed at (null for slope targets)"),
     ("seed", pa.int64(), "the cell's seed"),
     ("distortion", pa.float64(), "distortion per realization, in the source's measure"),
     ("distortion_measure", pa.string(), "squared_error | hamming | absolute_error | ..."),
@@ -34,20 +39,24 @@ SCHEMA: list[tuple[str, pa.DataType, str]] = [
     ("rate_gap_bits", pa.float64(), "rate_bits - rate_true_bits (estimator error, codec gap)"),
     ("rate_ceiling_bits", pa.float64(), "largest rate the method can report from its samples (log2 n, log2 M)"),
     ("near_ceiling", pa.bool_(), "rate within 1 bit of rate_ceiling_bits"),
+    ("converged", pa.bool_(), "the method's own convergence verdict (null if it reports none)"),
     ("d_max", pa.float64(), "the source's D_max (null if unknown)"),
     ("coding", pa.string(), "codecs: one-shot | stream"),
-    ("status", pa.string(), "ok | error"),
+    ("status", pa.string(), "ok | off_target | not_converged | error (see TARGET_RTOL)"),
     ("error", pa.string(), "the error message of a failed cell"),
     ("wall_seconds", pa.float64(), "wall time of the cell"),
     ("cpu_seconds", pa.float64(), "CPU time of the cell's process"),
     ("peak_memory_mb", pa.float64(), "peak resident memory of the process that ran the cell, MiB"),
     ("profile", pa.string(), "smoke | default | paper"),
-    ("cell_id", pa.string(), "hash of the cell's specification and versions"),
+    ("cell_id", pa.string(), "hash of the cell's resolved specification, code fingerprints and named files"),
     ("source_settings", pa.string(), "JSON"),
     ("method_settings", pa.string(), "JSON"),
     ("source_version", pa.string(), "version of the source's plugin"),
     ("method_version", pa.string(), "version of the method's plugin"),
     ("rdbench_version", pa.string(), ""),
+    ("rdbench_code", pa.string(), "fingerprint of rdbench's code"),
+    ("source_code", pa.string(), "fingerprint of the code of the source plugin's distribution"),
+    ("method_code", pa.string(), "fingerprint of the code of the method plugin's distribution"),
     ("python_version", pa.string(), ""),
     ("numpy_version", pa.string(), ""),
     ("torch_version", pa.string(), "null when the cell did not use torch"),
@@ -56,6 +65,10 @@ SCHEMA: list[tuple[str, pa.DataType, str]] = [
     ("details", pa.string(), "JSON: method-specific numbers (slope, steps, certificate gap, ...)"),
 ]
 COLUMNS = [name for name, _, _ in SCHEMA]
+#: A point whose distortion misses its target_distortion by more than this relative
+#: tolerance is ``off_target``: estimators and bounds, which solve for the distortion, and
+#: codecs, which land on it by training.
+TARGET_RTOL = {"estimator": 0.01, "codec": 0.03}
 ARROW_SCHEMA = pa.schema([(name, dtype) for name, dtype, _ in SCHEMA])
 
 
@@ -66,7 +79,7 @@ def rows(result: dict[str, Any]) -> list[dict[str, Any]]:
         "source": spec["source"],
         "method": spec["method"],
         "method_kind": spec["method_kind"],
-        "target": spec["target"],
+        "target": ",".join(spec["targets"]),
         "seed": spec["seed"],
         "distortion_measure": result.get("distortion_measure"),
         "d_max": result.get("d_max"),
@@ -83,6 +96,9 @@ def rows(result: dict[str, Any]) -> list[dict[str, Any]]:
         "source_version": spec["source_version"],
         "method_version": spec["method_version"],
         "rdbench_version": prov.get("rdbench_version"),
+        "rdbench_code": spec["rdbench_code"],
+        "source_code": spec["source_code"],
+        "method_code": spec["method_code"],
         "python_version": prov.get("python_version"),
         "numpy_version": prov.get("numpy_version"),
         "torch_version": prov.get("torch_version"),
@@ -98,25 +114,49 @@ def rows(result: dict[str, Any]) -> list[dict[str, Any]]:
         row["details"] = json.dumps(point.get("details") or {}, sort_keys=True)
         if row.get("rate_true_bits") is not None:
             row["rate_gap_bits"] = row["rate_bits"] - row["rate_true_bits"]
+        row["status"] = point_status(row)
         out.append(row)
     return out
 
 
-def build(store: ResultStore) -> pd.DataFrame:
-    """All stored cells as one table with exactly the :data:`COLUMNS`."""
-    records = [row for result in store.results() for row in rows(result)]
+def point_status(row: dict[str, Any]) -> str:
+    """``not_converged`` when the method says so, ``off_target`` when the distortion misses
+    ``target_distortion`` by more than :data:`TARGET_RTOL`, else ``ok``."""
+    if row.get("converged") is False:
+        return "not_converged"
+    aim = row.get("target_distortion")
+    if aim is not None and abs(row["distortion"] - aim) > TARGET_RTOL[row["method_kind"]] * aim:
+        return "off_target"
+    return "ok"
+
+
+def build(store: ResultStore, cells: Collection[str] | None = None) -> pd.DataFrame:
+    """The stored cells of the current format as one table with exactly the :data:`COLUMNS`:
+    those whose id is in ``cells`` (a run's plan), or all when ``cells`` is None."""
+    records = [row for result in current_results(store) if cells is None or result["cell_id"] in cells
+               for row in rows(result)]
     table = pa.Table.from_pylist(records, schema=ARROW_SCHEMA)
     frame = table.to_pandas()
     return frame.sort_values(["source", "method_kind", "method", "target", "seed", "distortion"], kind="stable").reset_index(drop=True)
 
 
+def current_results(store: ResultStore) -> list[dict[str, Any]]:
+    """The stored cells written in the current :data:`~rdbench.spec.CELL_FORMAT` (older ones
+    are recomputed by a run, never mixed in)."""
+    return [r for r in store.results() if r.get("cell_format") == CELL_FORMAT]
+
+
 def write(frame: pd.DataFrame, path: str | Path) -> Path:
-    """Write the table as Parquet (atomically: a temporary file, then a rename)."""
+    """Write the table as Parquet (atomically: a uniquely named temporary file, then a rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".parquet.tmp")
-    pq.write_table(pa.Table.from_pandas(frame[COLUMNS], schema=ARROW_SCHEMA, preserve_index=False), tmp)
-    tmp.replace(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".parquet")
+    os.close(fd)
+    try:
+        pq.write_table(pa.Table.from_pandas(frame[COLUMNS], schema=ARROW_SCHEMA, preserve_index=False), tmp)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
     return path
 
 
@@ -127,43 +167,3 @@ def read(path: str | Path) -> pd.DataFrame:
     if not path.exists():
         raise FileNotFoundError(f"no leaderboard at {path}; run `rdbench run --out {path.parent}` first")
     return pd.read_parquet(path)
-
-
-def rankings(frame: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """Per source: estimators ranked by mean |error| against the exact R(D) where it is known
-    (else by mean rate, lower being tighter for upper bounds), codecs by mean gap to R(D)."""
-    out: dict[str, pd.DataFrame] = {}
-    ok = frame[frame["status"] == "ok"]
-    for source, group in ok.groupby("source", sort=True):
-        parts = []
-        for kind, sub in group.groupby("method_kind", sort=True):
-            agg = sub.assign(abs_gap=sub["rate_gap_bits"].abs()).groupby("method").agg(
-                points=("rate_bits", "size"),
-                bound=("bound", lambda b: ",".join(sorted(set(b)))),
-                mean_rate_bits=("rate_bits", "mean"),
-                mean_distortion=("distortion", "mean"),
-                mean_abs_error_bits=("abs_gap", "mean"),
-                mean_gap_bits=("rate_gap_bits", "mean"),
-                wall_seconds=("wall_seconds", "sum"),
-            )
-            key = "mean_abs_error_bits" if kind == "estimator" else "mean_gap_bits"
-            agg = agg.sort_values([key, "mean_rate_bits"], na_position="last")
-            agg.insert(0, "rank", np.arange(1, len(agg) + 1))
-            agg.insert(0, "method_kind", kind)
-            parts.append(agg.reset_index())
-        out[str(source)] = pd.concat(parts, ignore_index=True)
-    return out
-
-
-def format_rankings(frame: pd.DataFrame) -> str:
-    """Human-readable per-source rankings, as ``rdbench leaderboard`` prints them."""
-    blocks = []
-    failed = frame[frame["status"] != "ok"]
-    for source, table in rankings(frame).items():
-        blocks.append(f"== {source} ==\n" + table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-    if len(failed):
-        blocks.append(
-            f"{len(failed)} failed cell(s):\n"
-            + failed[["source", "method", "target", "seed", "error"]].to_string(index=False, max_colwidth=100)
-        )
-    return "\n\n".join(blocks) if blocks else "(no results)"

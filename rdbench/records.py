@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import difflib
 import importlib
+import json
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -42,6 +44,16 @@ class PluginRecord:
     data: sources that read files: the :class:`~rdbench.data.Dataset` they need (names,
         sizes, SHA-256, URLs). ``rdbench data`` lists and fetches it; ``--sources all``
         skips the source while a file is missing or wrong, and naming it is an error.
+    curve: estimators and codecs only: the method computes a source's targets better
+        together (warm starts along the curve) through ``Estimator.curve`` /
+        ``Codec.fit_curve``; the runner then gives it one cell per (source, settings, seed)
+        holding every target.
+    file_settings: settings whose value names a file (a trained model, say): the file must
+        exist at plan time, and its content hash joins the cell's identity.
+    resolve: ``"module:callable"`` (cheap to import, like the record module) called at plan
+        time as ``resolve(settings, source) -> settings`` to fill in settings left at None
+        from the source (budgets by realization shape, caps by split size), so a stored
+        cell says exactly what ran.
     """
 
     name: str
@@ -56,6 +68,9 @@ class PluginRecord:
     features: tuple[str, ...] = ()
     requires: tuple[str, ...] = ()
     data: Dataset | None = None
+    curve: bool = False
+    file_settings: tuple[str, ...] = ()
+    resolve: str | None = None
 
     def validate(self) -> None:
         """Raise ValueError naming the first malformed field."""
@@ -68,7 +83,7 @@ class PluginRecord:
             raise ValueError(f"record {self.name!r}: factory {self.factory!r} must be 'module:callable'")
         if not isinstance(self.extras, tuple) or not all(isinstance(e, str) for e in self.extras):
             raise ValueError(f"record {self.name!r}: extras must be a tuple of strings")
-        for key in ("distortions", "features", "requires"):
+        for key in ("distortions", "features", "requires", "file_settings"):
             value = getattr(self, key)
             if not isinstance(value, tuple) or not all(isinstance(d, str) for d in value):
                 raise ValueError(f"record {self.name!r}: {key} must be a tuple of strings")
@@ -76,11 +91,28 @@ class PluginRecord:
             if not isinstance(self.data, Dataset):
                 raise ValueError(f"record {self.name!r}: data must be an rdbench.data.Dataset")
             self.data.validate()
+        if not isinstance(self.curve, bool):
+            raise ValueError(f"record {self.name!r}: curve must be True or False")
+        if self.resolve is not None and ":" not in str(self.resolve):
+            raise ValueError(f"record {self.name!r}: resolve {self.resolve!r} must be 'module:callable'")
         if not isinstance(self.defaults, Mapping):
             raise ValueError(f"record {self.name!r}: defaults must be a mapping")
+        try:
+            json.dumps(dict(self.defaults), allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"record {self.name!r}: defaults must be JSON values ({exc})") from None
         for key, table in (("profiles", self.profiles), ("targets", self.targets)):
             if not isinstance(table, Mapping) or set(table) - set(PROFILES):
                 raise ValueError(f"record {self.name!r}: {key} keys must be among {PROFILES}")
+        for profile, overrides in self.profiles.items():
+            unknown = sorted(set(overrides) - set(self.defaults))
+            if unknown:
+                raise ValueError(
+                    f"record {self.name!r}: profile {profile!r} sets {', '.join(unknown)}, which defaults lacks"
+                )
+        missing = sorted(set(self.file_settings) - set(self.defaults))
+        if missing:
+            raise ValueError(f"record {self.name!r}: file_settings {', '.join(missing)} are not in defaults")
         for profile, targets in self.targets.items():
             from rdbench.targets import Target
 
@@ -95,6 +127,26 @@ class PluginRecord:
         merged.update(self.profiles.get(profile, {}))
         merged.update(overrides or {})
         return merged
+
+    def check_overrides(self, overrides: Mapping[str, Any]) -> dict[str, Any]:
+        """``overrides`` checked against :attr:`defaults`, whole floats made integers where the
+        default is one (``1e4`` from JSON). Raises ValueError naming the first key that is not
+        a setting of this record or whose value's type does not match the default's (a
+        default of None takes any value; a whole number stands for a float)."""
+        checked = dict(overrides)
+        for key, value in overrides.items():
+            if key not in self.defaults:
+                hint = difflib.get_close_matches(key, list(self.defaults), n=1)
+                known = f"did you mean {hint[0]!r}?" if hint else f"its settings are {', '.join(sorted(self.defaults)) or '(none)'}"
+                raise ValueError(f"{self.name} has no setting {key!r}; {known}")
+            expected = _json_kind(self.defaults[key])
+            if expected is not None and value is not None and not _fits(value, expected):
+                raise ValueError(
+                    f"{self.name}.{key}={json.dumps(value)}: expected {expected} (default {json.dumps(self.defaults[key])})"
+                )
+            if expected == "a whole number" and value is not None:
+                checked[key] = int(value)
+        return checked
 
     def mismatch(self, source: PluginRecord) -> str | None:
         """Why this method cannot run on ``source``, or None.
@@ -119,3 +171,24 @@ class PluginRecord:
         for part in attr.split("."):
             obj = getattr(obj, part)
         return obj
+
+
+def _json_kind(value: Any) -> str | None:
+    """The kind of a default value: what an override must be (None: anything)."""
+    if value is None:
+        return None
+    for kind, types in (("true or false", bool), ("a whole number", int), ("a number", float),
+                        ("a string", str), ("a list", (list, tuple)), ("a JSON object", Mapping)):
+        if isinstance(value, types):
+            return kind
+    return None
+
+
+def _fits(value: Any, kind: str) -> bool:
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if kind == "a whole number":
+        return number and float(value).is_integer()
+    if kind == "a number":
+        return number
+    return {"true or false": isinstance(value, bool), "a string": isinstance(value, str),
+            "a list": isinstance(value, (list, tuple)), "a JSON object": isinstance(value, Mapping)}[kind]

@@ -18,10 +18,10 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from rdbench.cells import CellSpec
 from rdbench.executors import Executor
 from rdbench.profiles import RUNNER_PROFILES
 from rdbench.registry import Entry, Registry
+from rdbench.spec import CellSpec, code_fingerprint, file_hashes, method_fields, rdbench_fingerprint
 from rdbench.store import ResultStore
 from rdbench.targets import Target, TargetError
 
@@ -75,6 +75,10 @@ def parse_overrides(items: Iterable[str]) -> dict[str, dict[str, Any]]:
     return out
 
 
+#: Seeds are stored as int64 and fed to numpy's SeedSequence.
+MAX_SEED = 2**63 - 1
+
+
 def plan(
     registry: Registry,
     sources: Sequence[Entry],
@@ -87,12 +91,15 @@ def plan(
     device: str | None = None,
     skipped: list[tuple[str, str, str]] | None = None,
 ) -> list[CellSpec]:
-    """The grid of cells, in a stable order.
+    """The grid of cells, in a stable order, every setting checked and resolved.
 
     ``device`` (``cpu``, ``cuda``, ``cuda:1``) is given to every method whose record has a
-    ``device`` setting; ``overrides`` (from ``--set``) win over it. Pairs whose distortion
-    measures do not meet (see :attr:`PluginRecord.distortions`) are left out and appended
-    to ``skipped`` as (source, method, reason).
+    ``device`` setting; ``overrides`` (from ``--set``) win over it and are checked against
+    each record's defaults. Each source is created once here, so its targets are resolved
+    and each method's settings completed (:attr:`PluginRecord.resolve`) before any cell runs.
+    A method with ``curve=True`` gets one cell per seed holding all of the source's targets.
+    Pairs whose distortion measures or features do not meet are left out and appended to
+    ``skipped`` as (source, method, reason).
     """
     if profile not in RUNNER_PROFILES:
         raise PlanError(f"unknown profile {profile!r}; choose one of {', '.join(RUNNER_PROFILES)}")
@@ -100,48 +107,72 @@ def plan(
         raise PlanError("no sources selected; see `rdbench list sources`")
     if not methods:
         raise PlanError("no estimators or codecs selected; see `rdbench list estimators` and `rdbench list codecs`")
+    bad_seeds = [s for s in seeds if isinstance(s, bool) or not isinstance(s, int) or not 0 <= s <= MAX_SEED]
+    if bad_seeds or not seeds:
+        raise PlanError(f"seeds must be whole numbers from 0 to 2^63 - 1, got {bad_seeds or 'none'}")
     overrides = dict(overrides or {})
-    known = {e.name for e in (*sources, *methods)}
-    unknown = sorted(set(overrides) - known)
+    entries = {e.name: e for e in (*sources, *methods)}
+    unknown = sorted(set(overrides) - set(entries))
     if unknown:
         raise PlanError(f"--set names {', '.join(unknown)}, which is not a selected source or method")
-    for text in targets or ():
-        Target.parse(text)
+    try:
+        checked = {name: entries[name].record.check_overrides(values) for name, values in overrides.items()}
+        target_texts = [str(Target.parse(text)) for text in targets or ()]
+    except ValueError as exc:
+        raise PlanError(f"--set {exc}" if not isinstance(exc, TargetError) else str(exc)) from None
     n_test = RUNNER_PROFILES[profile].n_test
+    rdbench_code = rdbench_fingerprint()
     specs = []
-    for source in sources:
-        source_targets = tuple(targets) if targets else source.record.default_targets(profile)
+    for entry in sources:
+        source_targets = target_texts or [str(Target.parse(t)) for t in entry.record.default_targets(profile)]
         if not source_targets:
-            raise PlanError(f"source {source.name!r} declares no targets for profile {profile!r}; pass --targets")
-        source_settings = source.record.settings(profile, overrides.get(source.name))
+            raise PlanError(f"source {entry.name!r} declares no targets for profile {profile!r}; pass --targets")
+        source, common, source_files = _planned_source(entry, profile, checked.get(entry.name, {}), source_targets)
         for method in methods:
-            reason = method.record.mismatch(source.record)
+            reason = method.record.mismatch(entry.record)
             if reason is not None:
                 if skipped is not None:
-                    skipped.append((source.name, method.name, reason))
+                    skipped.append((entry.name, method.name, reason))
                 continue
             extra = {"device": device} if device and "device" in method.record.defaults else {}
-            method_settings = method.record.settings(profile, {**extra, **overrides.get(method.name, {})})
-            for target in source_targets:
+            settings = method.record.settings(profile, {**extra, **checked.get(method.name, {})})
+            try:
+                fields = method_fields(method, settings, source)
+            except Exception as exc:  # noqa: BLE001 - a plugin's resolve or a named file
+                raise PlanError(f"{method.name} on {entry.name}: {exc}") from None
+            fields["files"] = {**source_files, **fields["files"]}
+            groups = [tuple(source_targets)] if method.record.curve else [(t,) for t in source_targets]
+            for group in groups:
                 for seed in seeds:
-                    specs.append(
-                        CellSpec(
-                            source=source.name,
-                            source_settings=source_settings,
-                            source_version=source.version,
-                            method=method.name,
-                            method_kind=method.kind,
-                            method_settings=method_settings,
-                            method_version=method.version,
-                            target=str(Target.parse(target)),
-                            seed=int(seed),
-                            n_test=n_test,
-                            profile=profile,
-                        )
-                    )
+                    specs.append(CellSpec(**common, **fields, targets=group, seed=int(seed), n_test=n_test,
+                                          rdbench_code=rdbench_code, profile=profile))
     if not specs:
         raise PlanError("no selected method can run on the selected sources (distortion measures or required features); see the notes above")
     return specs
+
+
+def _planned_source(
+    entry: Entry, profile: str, overrides: Mapping[str, Any], targets: Sequence[str]
+) -> tuple[Any, dict[str, Any], dict[str, str]]:
+    """The source created for planning, its part of each cell's spec, and the hashes of
+    the files its settings name."""
+    settings = entry.record.settings(profile, overrides)
+    try:
+        source = entry.create(settings)
+        for text in targets:
+            Target.parse(text).resolve(source)
+        files = file_hashes(entry, settings, "source")
+    except TargetError as exc:
+        raise PlanError(f"source {entry.name!r}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - a plugin's source that cannot be built is a plan error
+        raise PlanError(f"source {entry.name!r} could not be created with {settings}: {type(exc).__name__}: {exc}") from None
+    common = {
+        "source": entry.name,
+        "source_settings": settings,
+        "source_version": entry.version,
+        "source_code": code_fingerprint(entry.plugin.distribution, entry.plugin.module),
+    }
+    return source, common, files
 
 
 def execute(
@@ -182,21 +213,57 @@ def default_workers() -> int:
     return max(1, os.cpu_count() or 1)
 
 
-def report(out: str | os.PathLike[str]) -> tuple[Path, list[Path]]:
-    """Rebuild ``OUT/leaderboard.parquet``, ``OUT/summary.md`` and ``OUT/plots/*.png``
-    from the stored cells."""
-    from rdbench import leaderboard, plots
+def report(out: str | os.PathLike[str], *, all_cells: bool = False) -> tuple[Path, list[Path]]:
+    """Rebuild ``OUT/leaderboard.parquet``, ``OUT/summary.md`` and ``OUT/plots/*.png`` from
+    the stored cells of the folder's plan (every cell of the current format with
+    ``all_cells``, or when the folder has no plan)."""
+    from rdbench import leaderboard, plans, plots
+    from rdbench.rankings import format_rankings
 
     store = ResultStore(out)
-    table = leaderboard.build(store)
+    plan_data = plans.read(out)
+    cells = None if all_cells or plan_data is None else set(plan_data["cells"])
+    table = leaderboard.build(store, cells)
     path = leaderboard.write(table, Path(out) / "leaderboard.parquet")
-    summary = (
-        "# rdbench leaderboard\n\nRates in bits per source realization; distortion per realization.\n\n"
-        f"```\n{leaderboard.format_rankings(table)}\n```\n"
-    )
-    (Path(out) / "summary.md").write_text(summary)
+    lines = ["# rdbench leaderboard", "", "Rates in bits per source realization; distortion per realization.", ""]
+    if plan_data is not None:
+        lines += [f"Plan: `{plans.request_of(plan_data).command()}`, planned {plan_data['planned_at']} with rdbench "
+                  f"{plan_data['rdbench_version']} at commit {plan_data['git_commit'] or 'unknown'}.", "",
+                  "Code fingerprints: " + ", ".join(f"{k} `{v}`" for k, v in plan_data["code"].items()) + ".", ""]
+    if cells is not None:
+        missing = cells - set(table["cell_id"])
+        others = [r["cell_id"] for r in leaderboard.current_results(store) if r["cell_id"] not in cells]
+        if missing:
+            lines += [f"{len(missing)} cell(s) of the plan are not stored yet (the run was stopped early).", ""]
+        if others:
+            lines += [f"{len(others)} other stored cell(s) are not part of this plan "
+                      f"(`rdbench report {out} --all` includes them).", ""]
+    lines += ["```", format_rankings(table), "```", ""]
+    (Path(out) / "summary.md").write_text("\n".join(lines))
     figures = plots.plot_all(table, Path(out) / "plots")
     return path, figures
 
 
-__all__ = ["PlanError", "RunSummary", "TargetError", "execute", "plan", "report"]
+def check(registry: Registry, out: str | os.PathLike[str]) -> tuple[bool, str]:
+    """Whether the stored results of ``out`` are current for the checked-out code: its
+    plan's request planned again must give the same cells, each stored ok."""
+    from rdbench import leaderboard, plans
+
+    plan_data = plans.read(out)
+    if plan_data is None:
+        return False, f"{out} has no readable {plans.PLAN_FILE}; run `rdbench run --out {out}` first"
+    request = plans.request_of(plan_data)
+    sources = registry.select("source", request.sources)
+    methods = registry.select("estimator", request.estimators) + registry.select("codec", request.codecs)
+    specs = plan(registry, sources, methods, profile=request.profile, targets=request.targets,
+                 seeds=request.seeds, overrides=parse_overrides(request.settings), device=request.device)
+    now = {s.cell_id for s in specs}
+    stored = {r["cell_id"] for r in leaderboard.current_results(ResultStore(out)) if r["status"] == "ok"}
+    stale = now - stored
+    if not stale and now == set(plan_data["cells"]):
+        return True, f"current: all {len(now)} cells of `{request.command()}` match the checked-out code"
+    return False, (f"stale: {len(stale)} of {len(now)} cells of `{request.command()}` are not stored for the "
+                   f"checked-out code; regenerate with `{request.command()} --out {out}`")
+
+
+__all__ = ["PlanError", "RunSummary", "TargetError", "check", "execute", "plan", "report"]

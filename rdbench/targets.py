@@ -58,8 +58,10 @@ class Target:
         return cls(kind, value)
 
     def __str__(self) -> str:
+        """The canonical text, lossless: ``Target.parse(str(t)) == t`` (``R=2``, ``D=0.12345678``)."""
         key = {v: k for k, v in _PREFIXES.items()}[self.kind]
-        return f"{key}={self.value:g}"
+        text = repr(self.value)
+        return f"{key}={text[:-2] if text.endswith('.0') else text}"
 
     def resolve(self, source: Source) -> Target:
         """This target with ``distortion`` set for ``source`` (None for slope targets)."""

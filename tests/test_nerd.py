@@ -127,7 +127,7 @@ def test_two_dimensional_gaussian_is_within_a_tenth_of_a_bit():
     source = _gaussian([1.0, 0.3])
     targets = [Target.parse(t).resolve(source) for t in ("R=1", "R=2")]
     c0 = _cpu_seconds()
-    points = NERD(**FAST).curve(source, targets, seed=0)
+    points = [p for (p,) in NERD(**FAST).curve(source, targets, seed=0)]
     assert _cpu_seconds() - c0 < 60
     for target, point in zip(targets, points):
         assert point.bound == "estimate" and point.rate_ceiling_bits == pytest.approx(math.log2(point.details["m"]))
@@ -155,7 +155,7 @@ class ShiftedGaussian(Source):
 def test_curve_decreases_and_the_generator_collapses_to_the_mean_at_zero_rate():
     source = ShiftedGaussian()
     targets = [Target.parse(t).resolve(source) for t in ("D/Dmax=0.99", "D/Dmax=0.3", "D/Dmax=0.6")]
-    points = NERD(**FAST).curve(source, targets, seed=1)
+    points = [p for (p,) in NERD(**FAST).curve(source, targets, seed=1)]
     rates = [p.rate_bits for p in points]
     assert rates[1] > rates[2] > rates[0]
     assert rates[0] < 0.05 and points[0].distortion == pytest.approx(0.99 * source.d_max, rel=0.01)

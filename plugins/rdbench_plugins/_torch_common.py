@@ -2,7 +2,7 @@
 
 The vector network (a linear map plus an MLP correction), the differentiable distortion
 measures, seeded construction, the Adam loop with its cosine learning-rate decay and NaN
-check, wall / CPU timing, budgets left to the source's kind, and the rule that recalibrates a Lagrange multiplier lambda (bits
+check, wall / CPU timing, and the rule that recalibrates a Lagrange multiplier lambda (bits
 per unit distortion) toward a target distortion. The convolutional stacks for images are in
 :mod:`rdbench_plugins._conv`. Importing this module imports torch.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import torch
@@ -65,12 +65,6 @@ def torch_distortion(name: str, owner: str) -> Distortion:
     if name == "absolute_error":
         return lambda x, y: _per_realization((x - y).abs())
     raise ValueError(f"{owner} trains on squared_error or absolute_error distortion, not {name!r}")
-
-
-def with_budget(settings: Mapping[str, int | None], budget: Mapping[str, int]) -> dict[str, int]:
-    """``settings`` with each None replaced by the budget's value for that key (a method's step
-    counts and batch sizes left to the source's kind)."""
-    return {k: int(v if v is not None else budget[k]) for k, v in settings.items()}
 
 
 def seeded(seed: int, build: Callable[[], nn.Module]) -> nn.Module:

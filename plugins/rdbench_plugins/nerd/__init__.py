@@ -21,6 +21,8 @@ def rdbench_estimators() -> list[PluginRecord]:
             ),
             factory="rdbench_plugins.nerd.estimator:NERD",
             extras=("torch",),
+            curve=True,
+            resolve="rdbench_plugins.budgets:resolve_nerd",
             distortions=("squared_error", "absolute_error"),
             defaults={
                 "device": "cpu",

@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -31,7 +32,7 @@ from rdbench.distortion import flatten
 from rdbench.interfaces import Estimator, RDPoint, Source
 from rdbench.targets import Target
 
-from rdbench_plugins._torch_common import with_budget
+from rdbench_plugins.budgets import NERD_BUDGETS, with_budget
 from rdbench_plugins.nerd.distances import pairwise_for
 from rdbench_plugins.nerd.generators import ConvGenerator, FCGenerator, build_generator, generator_config
 from rdbench_plugins.nerd.readout import ReadoutSettings, read_out
@@ -41,11 +42,6 @@ from rdbench_plugins.nerd.train import TrainResult, Trainer, TrainSettings
 LN2 = math.log(2.0)
 #: Share of the source's variance the first generator starts with in the Lagrangian form.
 LAGRANGIAN_START_SHARE = 0.5
-#: Training budgets by generator kind, where ``max_steps`` / ``m_train_max`` are None. A conv
-#: generator step costs several FC ones at the same M (measured on 8 x 8 digits at M = 16384, one
-#: thread: 0.68 s against 0.11 s), so images get fewer steps and smaller batches (M = 4096 suits
-#: rates up to ~6 bits at the 6-bit margin).
-KIND_BUDGETS = {"fc": {"max_steps": 4000, "m_max": 16384}, "conv": {"max_steps": 600, "m_max": 4096}}
 #: Seed offsets of the independent random streams of one cell.
 _TRAIN_STREAM, _READOUT_STREAM = 1, 2
 
@@ -58,7 +54,7 @@ class NERD(Estimator):
     lr, warm_lr: Adam's first learning rate, cold and warm-started. window, patience,
     tol_bits, lr_drops, anneal_steps, max_steps, pairs, m_train_max: the training schedule
     and batches (:class:`.train.TrainSettings`); max_steps and m_train_max left at None take
-    the generator kind's budget (:data:`KIND_BUDGETS`). n_eval, n_eval_coarse, m_eval_max: the read-out's
+    the generator kind's budget (:data:`rdbench_plugins.budgets.NERD_BUDGETS`; the runner fills them in at plan time). n_eval, n_eval_coarse, m_eval_max: the read-out's
     sample sizes (:class:`.readout.ReadoutSettings`).
     """
 
@@ -103,7 +99,7 @@ class NERD(Estimator):
             lr=float(lr), window=int(window), patience=int(patience), tol_bits=float(tol_bits),
             lr_drops=int(lr_drops), anneal_steps=int(anneal_steps), pairs=int(pairs),
         )
-        self.budget = {"max_steps": max_steps, "m_max": m_train_max}
+        self.budget = {"max_steps": max_steps, "m_train_max": m_train_max}
         self.warm_settings = dataclasses.replace(self.train_settings, lr=float(warm_lr))
         self.readout_settings = ReadoutSettings(
             n_fine=int(n_eval), n_coarse=int(n_eval_coarse), m_max=int(m_eval_max),
@@ -111,9 +107,9 @@ class NERD(Estimator):
         )
 
     def estimate(self, source: Source, target: Target, seed: int) -> list[RDPoint]:
-        return self.curve(source, [target], seed)
+        return self.curve(source, [target], seed)[0]
 
-    def curve(self, source: Source, targets: list[Target], seed: int) -> list[RDPoint]:
+    def curve(self, source: Source, targets: Sequence[Target], seed: int) -> list[list[RDPoint]]:
         """One point per target (in the order given), trained from the highest rate down.
 
         Targets are resolved here; ``slope`` targets use the Lagrangian form.
@@ -121,7 +117,8 @@ class NERD(Estimator):
         pairwise = pairwise_for(source.distortion)
         resolved = [t if t.distortion is not None or t.kind == "slope" else t.resolve(source) for t in targets]
         config = generator_config(source.shape, **self.architecture)
-        budget = with_budget(self.budget, KIND_BUDGETS[config["kind"]])
+        limits = with_budget(self.budget, NERD_BUDGETS[config["kind"]])
+        budget = {"max_steps": limits["max_steps"], "m_max": limits["m_train_max"]}
         train_settings = dataclasses.replace(self.train_settings, **budget)
         warm_settings = dataclasses.replace(self.warm_settings, **budget)
         pool = self._samples(source, self.n_train, seed, "train")
@@ -152,7 +149,7 @@ class NERD(Estimator):
                 result = trainer.run(distortion=target.distortion, start=start, beta0=warm, rate_guess_bits=guess)
             previous = points[i] = self._read_out(generator, config, target, result, x_eval, pairwise, seed,
                                                   warm_start=len(points) > 0)
-        return [points[i] for i in range(len(resolved))]
+        return [[points[i]] for i in range(len(resolved))]
 
     def _samples(self, source: Source, n: int, seed: int, split: str) -> torch.Tensor:
         x = flatten(np.asarray(source.sample(n, seed, split), dtype=np.float32))

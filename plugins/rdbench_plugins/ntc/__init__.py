@@ -62,6 +62,7 @@ def rdbench_codecs() -> list[PluginRecord]:
             extras=("torch",),
             defaults=_DEFAULTS,
             profiles=_PROFILES,
+            resolve="rdbench_plugins.budgets:resolve_ntc",
             distortions=("squared_error", "absolute_error"),
         ),
         PluginRecord(
@@ -71,6 +72,7 @@ def rdbench_codecs() -> list[PluginRecord]:
             extras=("torch",),
             defaults={"block_size": 4, **_DEFAULTS},
             profiles=_PROFILES,
+            resolve="rdbench_plugins.budgets:resolve_ntc",
             distortions=("squared_error", "absolute_error"),
         ),
     ]

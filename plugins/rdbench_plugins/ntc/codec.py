@@ -20,7 +20,8 @@ from rdbench.entropy_coding import IntegerModel, decode_symbols, encode_symbols
 from rdbench.interfaces import Bits, Codec, Source
 from rdbench.slopes import target_slope
 from rdbench.targets import Target
-from rdbench_plugins._torch_common import seeded, torch_distortion, with_budget
+from rdbench_plugins._torch_common import seeded, torch_distortion
+from rdbench_plugins.budgets import NTC_BUDGETS, is_image, with_budget
 from rdbench_plugins.ntc.model import QUANTIZATIONS, NTCModel
 from rdbench_plugins.ntc.training import TrainingLog, initial_step, train
 
@@ -48,12 +49,6 @@ class StreamStats:
 #: Training steps by source kind where the settings leave them at None. Images get about a
 #: quarter of the vector steps: with the vector budget one ``digits`` cell took 160 s (ntc) and
 #: 400 s (block-ntc) on one CPU thread, with this one 27 s and 73 s (measured, default profile).
-BUDGETS = {
-    "vector": {"steps": 5000, "finetune_steps": 1000, "density_steps": 1000},
-    "image": {"steps": 1200, "finetune_steps": 300, "density_steps": 300},
-}
-
-
 class NTC(Codec):
     """Nonlinear transform coding; rates in bits per realization, one stream per evaluation set.
 
@@ -65,7 +60,7 @@ class NTC(Codec):
     calibration_rounds, tail_mass (probability outside each coding table's support, coded
     by escape), max_support (integers per table), precision (bits of the quantized tables),
     device (torch device for training). The three step counts left at None take the budget of
-    the source's kind (:data:`BUDGETS`).
+    the source's kind (:data:`rdbench_plugins.budgets.NTC_BUDGETS`; the runner fills them in at plan time).
     """
 
     coding = "stream"
@@ -129,8 +124,7 @@ class NTC(Codec):
         self.model.to(self.device)
         generator = torch.Generator(device=self.device).manual_seed(seed)
         self.target_distortion = target.distortion
-        budget = BUDGETS["image" if len(source.shape) == 3 else "vector"]
-        steps = with_budget(self.steps, budget)
+        steps = with_budget(self.steps, NTC_BUDGETS["image" if is_image(tuple(source.shape)) else "vector"])
         self.log = train(
             self.model, train_x, val_x, distortion, lam, rule, target.distortion, generator=generator,
             **steps, **self.settings,

@@ -62,6 +62,8 @@ def rdbench_codecs() -> list[PluginRecord]:
             defaults={"method": "pfr", "channel": "nerd", **_SEARCH, **_NERD},
             profiles=_NERD_PROFILES,
             distortions=("squared_error", "absolute_error"),
+            curve=True,
+            file_settings=("generator",),
         ),
         PluginRecord(
             name="orc-nerd",
@@ -71,5 +73,7 @@ def rdbench_codecs() -> list[PluginRecord]:
             defaults={"method": "orc", "channel": "nerd", **_SEARCH, **_NERD},
             profiles=_NERD_PROFILES,
             distortions=("squared_error", "absolute_error"),
+            curve=True,
+            file_settings=("generator",),
         ),
     ]

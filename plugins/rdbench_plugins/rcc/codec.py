@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -122,7 +122,23 @@ class RCC(Codec):
 
     def fit(self, source: Source, target: Target, seed: int) -> None:
         t0 = time.perf_counter()
-        self.channel = self._make_channel(source, target, seed)
+        channel = self._channels(source, [target], seed)[0]
+        self._use(channel, source, seed, time.perf_counter() - t0)
+
+    def fit_curve(self, source: Source, targets: Sequence[Target], seed: int) -> Iterator[Target]:
+        """Every target's channel at once (NERD-RCC: the whole NERD curve, warm-started, or
+        read back from the run's ``nerd`` cell), then each target's codebook in turn."""
+        t0 = time.perf_counter()
+        channels = self._channels(source, targets, seed)
+        share = (time.perf_counter() - t0) / len(targets)
+        for target, channel in zip(targets, channels):
+            self._use(channel, source, seed, share)
+            yield target
+
+    def _use(self, channel: Channel, source: Source, seed: int, channel_seconds: float) -> None:
+        """Set up the codebook and index code for ``channel`` (which took channel_seconds)."""
+        t0 = time.perf_counter() - channel_seconds
+        self.channel = channel
         self._shape = tuple(source.shape)
         rate = self.channel.rate_bits
         self.codebook = Codebook(self.channel, seed, self.method, self._limit(rate), self.chunk_size)
@@ -133,16 +149,18 @@ class RCC(Codec):
         self._log = []
         self._sent = self._received = 0  # messages encoded and decoded since fit
 
-    def _make_channel(self, source: Source, target: Target, seed: int) -> Channel:
+    def _channels(self, source: Source, targets: Sequence[Target], seed: int) -> list[Channel]:
         if self.channel_kind == "exact":
-            return ExactGaussianChannel(source, target)
+            return [ExactGaussianChannel(source, target) for target in targets]
         from rdbench_plugins.rcc.learned import NerdChannel
 
         if self.generator is not None:
-            return NerdChannel.from_file(self.generator, self.generator_rate_bits, source)
+            if len(targets) > 1:
+                raise ValueError("a generator file holds one point: run it with one target")
+            return [NerdChannel.from_file(self.generator, self.generator_rate_bits, source)]
         if self.generator_rate_bits is not None:
             raise ValueError("generator_rate_bits needs a generator file")
-        return NerdChannel.trained(source, target, seed, self.nerd_profile, self.nerd)
+        return NerdChannel.trained(source, targets, seed, self.nerd_profile, self.nerd)
 
     def _limit(self, rate_bits: float) -> int:
         """N: n_candidates, max_candidates for exact PFR, else 2^ceil(C + margin_bits)."""

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import torch
 
-from rdbench.interfaces import Source
+from rdbench.interfaces import RDPoint, Source
 from rdbench.targets import Target
 from rdbench_plugins.nerd.storage import load_generator, read_generator_file
 from rdbench_plugins.rcc.channels import Channel
@@ -62,17 +62,21 @@ class NerdChannel(Channel):
 
     @classmethod
     def trained(
-        cls, source: Source, target: Target, seed: int, profile: str, overrides: Mapping[str, Any]
-    ) -> NerdChannel:
-        """The point of the registered ``nerd`` estimator (its record's ``profile`` settings, then
-        ``overrides``) on the source's train split at ``target``: read back from the run's
-        ``nerd`` cell with those settings when it is stored, else trained here
-        (:func:`rdbench.cells.estimate`)."""
+        cls, source: Source, targets: Sequence[Target], seed: int, profile: str, overrides: Mapping[str, Any]
+    ) -> list[NerdChannel]:
+        """The channels of the registered ``nerd`` estimator's points (its record's ``profile``
+        settings, then ``overrides``) on the source's train split at each of ``targets``: read
+        back from the run's ``nerd`` cell with those settings when it is stored, else trained
+        here along the curve (:func:`rdbench.cells.estimate`)."""
         from rdbench.cells import estimate
         from rdbench.registry import get_registry
 
         settings = get_registry().get("estimator", "nerd").record.settings(profile, overrides)
-        point = estimate("nerd", settings, source, target, seed)[0]
+        points = estimate("nerd", settings, source, targets, seed)
+        return [cls._from_point(pts[0], target, source, profile) for pts, target in zip(points, targets)]
+
+    @classmethod
+    def _from_point(cls, point: RDPoint, target: Target, source: Source, profile: str) -> NerdChannel:
         if point.rate_ceiling_bits is not None and point.rate_bits > point.rate_ceiling_bits - 1:
             raise ValueError(
                 f"NERD's estimate ({point.rate_bits:.2f} bits at D = {point.distortion:.4g}) is within 1 bit of "

@@ -50,7 +50,7 @@ class RunSummary:
         for result in self.failed:
             spec = result["spec"]
             first = (result.get("error") or "").splitlines()[0] if result.get("error") else "?"
-            lines.append(f"  FAILED {spec['source']} / {spec['method']} / {spec['target']} / seed {spec['seed']}: {first}")
+            lines.append(f"  FAILED {spec['source']} / {spec['method']} / {','.join(spec['targets'])} / seed {spec['seed']}: {first}")
         return "\n".join(lines)
 
 

@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def _spec(**kw) -> CellSpec:
     base = dict(
         source="toy-uniform", source_settings={}, source_version="1.0", method="toy-ok", method_kind="estimator",
-        method_settings={}, method_version="1.0", target="D/Dmax=0.5", seed=0, n_test=100,
+        method_settings={}, method_version="1.0", targets=("D/Dmax=0.5",), seed=0, n_test=100,
     )
     base.update(kw)
     return CellSpec(**base)
@@ -49,7 +49,8 @@ def test_cell_id_is_stable_and_depends_on_what_matters():
     assert a.cell_id == _spec(profile="smoke").cell_id  # the profile acts through the settings
     assert a.cell_id == _spec(n_test=5).cell_id  # estimators are not evaluated on the test split
     for change in ({"seed": 1}, {"method_settings": {"mode": "x"}}, {"method_version": "2.0"},
-                   {"source_version": "1.1"}, {"target": "D/Dmax=0.4"}):
+                   {"source_version": "1.1"}, {"targets": ("D/Dmax=0.4",)}, {"targets": ("D/Dmax=0.5", "D/Dmax=0.4")},
+                   {"rdbench_code": "a"}, {"source_code": "b"}, {"method_code": "c"}, {"files": {"method.f": "0"}}):
         assert _spec(**change).cell_id != a.cell_id, change
     assert _spec(method_kind="codec", method="toy-quantizer").cell_id != _spec(method_kind="codec", method="toy-quantizer", n_test=5).cell_id
 
@@ -134,7 +135,9 @@ def test_run_resume_and_rerun_compute_nothing_twice(toy_plugins, tmp_path):
     assert first.exit_code == 0, first.output
     table = pd.read_parquet(out / "leaderboard.parquet")
     assert list(table.columns) == leaderboard.COLUMNS
-    assert set(table["status"]) == {"ok"}
+    # toy-ok lands on its target; the fixed-rate quantizer ignores it and is flagged, not silently ok
+    assert set(table.loc[table["method"] == "toy-ok", "status"]) == {"ok"}
+    assert set(table.loc[table["method"] == "toy-quantizer", "status"]) == {"off_target"}
     # toy-uniform has 1 target, bernoulli 2 in smoke; 2 methods, 2 seeds
     assert len(table) == (1 + 2) * 2 * 2
     assert (out / "plots" / "toy-uniform.png").stat().st_size > 1000
@@ -247,9 +250,13 @@ def test_bad_command_lines_get_clear_errors(toy_plugins, tmp_path):
 
 
 def test_schema_is_documented_in_the_readme():
+    """The README's schema table lists exactly the columns, in order, with their types and meanings."""
     readme = (ROOT / "README.md").read_text()
-    missing = [c for c in leaderboard.COLUMNS if f"`{c}`" not in readme]
-    assert not missing, f"README lacks the leaderboard columns {missing}"
+    section = readme[readme.index("## Results schema"):readme.index("Beside it:")]
+    rows = [line.strip("|").split(" | ") for line in section.splitlines() if line.startswith("| `")]
+    documented = [(name.strip(" `"), kind, meaning.strip().replace("&#124;", "|")) for name, kind, meaning in rows]
+    expected = [(name, str(t).replace("float64", "double"), meaning) for name, t, meaning in leaderboard.SCHEMA]
+    assert documented == expected
 
 
 def test_artifacts_are_stored_beside_the_cell(tmp_path):

@@ -88,7 +88,7 @@ class Derived(Estimator):
     def estimate(self, source, target, seed):
         from rdbench.cells import estimate
 
-        return estimate("toy-ok", self.settings, source, target, seed)
+        return estimate("toy-ok", self.settings, source, [target], seed)[0]
 
 
 @hookimpl

@@ -235,7 +235,8 @@ def run_cell(spec: CellSpec, out: str | os.PathLike[str] | None = None) -> dict[
 
 
 def _run_cell(spec: CellSpec) -> dict[str, Any]:
-    registry = get_registry()  # importing every plugin is not this cell's time
+    registry = get_registry()  # importing plugins is not this cell's time
+    _import_factories(registry, spec)
     started = datetime.now(timezone.utc)
     t0, c0 = time.perf_counter(), _cpu_seconds()
     result: dict[str, Any] = {
@@ -301,6 +302,16 @@ def _run_cell(spec: CellSpec) -> dict[str, Any]:
     result["finished_at"] = datetime.now(timezone.utc).isoformat()
     result["provenance"] = provenance()
     return result
+
+
+def _import_factories(registry: Any, spec: CellSpec) -> None:
+    """Import the source's and the method's factories; a failure is raised again, inside
+    the cell's clock and error handling, when the cell creates them."""
+    for kind, name in (("source", spec.source), (spec.method_kind, spec.method)):
+        try:
+            registry.get(kind, name).record.load()
+        except BaseException:  # noqa: BLE001, S110 - reported by the cell itself
+            pass
 
 
 def error_result(spec: CellSpec, message: str, wall_seconds: float | None = None) -> dict[str, Any]:

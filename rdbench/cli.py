@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
+import tempfile
+import warnings
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import click
 
 from rdbench.data import ENV as DATA_ENV
 from rdbench.data import DataError, Dataset
 from rdbench.data import data_dir as resolve_data_dir
+from rdbench.lock import LockError, OutputLock
 from rdbench.registry import KINDS, Entry, PluginError, Registry, get_registry
+from rdbench.store import ResultStore, StoreWarning
 
 KIND_OF = {"sources": "source", "estimators": "estimator", "codecs": "codec"}
 _DATA_DIR = click.option(
@@ -23,11 +31,19 @@ _DATA_DIR = click.option(
 )
 
 
-def _registry(ctx: click.Context) -> Registry:
+DEVICE = re.compile(r"cpu|cuda(:\d+)?|mps")
+
+
+def _load_registry(ctx: click.Context) -> Registry:
     try:
-        registry = get_registry(strict=ctx.find_root().params.get("strict_plugins") or None)
+        return get_registry(strict=ctx.find_root().params.get("strict_plugins") or None)
     except PluginError as exc:
         raise click.ClickException(str(exc)) from None
+
+
+def _registry(ctx: click.Context) -> Registry:
+    """The registry, with a warning line for each plugin that was skipped."""
+    registry = _load_registry(ctx)
     for plugin in registry.problems:
         first = (plugin.error or "").splitlines()[0]
         click.echo(
@@ -38,6 +54,79 @@ def _registry(ctx: click.Context) -> Registry:
     return registry
 
 
+@contextmanager
+def _store_warnings_as_lines() -> Iterator[None]:
+    """Show each file the result store skipped as one ``warning:`` line."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", StoreWarning)  # the store warns once per file itself
+        show = warnings.showwarning
+
+        def _show(message: Any, category: type[Warning], *args: Any, **kwargs: Any) -> None:
+            if issubclass(category, StoreWarning):
+                click.echo(f"warning: {message}", err=True)
+            else:
+                show(message, category, *args, **kwargs)
+
+        warnings.showwarning = _show
+        yield
+
+
+@contextmanager
+def _locked(out: Path, purpose: str) -> Iterator[None]:
+    """Hold OUT for this command; another rdbench holding it is a one-line error."""
+    try:
+        with OutputLock(out, purpose):
+            yield
+    except LockError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@contextmanager
+def _stoppable_run(ctx: click.Context, store: ResultStore, cell_ids: Collection[str]) -> Iterator[None]:
+    """Hold the run's folder; on SIGTERM, SIGINT or SIGHUP stop the workers, keep the
+    finished cells, say how many there are and exit with 128 + the signal's number."""
+    from rdbench.executors import RunInterrupted, stop_on_signals
+
+    try:
+        with _locked(store.root, "rdbench run"), stop_on_signals():
+            yield
+    except RunInterrupted as exc:
+        done = sum(store.is_done(cell_id) for cell_id in cell_ids)
+        click.echo(f"rdbench: stopped by {exc}: {done} of {len(cell_ids)} cells are done and kept in "
+                   f"{store.cells_dir}; rerun the same command to compute the rest", err=True)
+        ctx.exit(128 + exc.signum)
+
+
+def _check_run_options(executor: str, scheduler: str | None, device: str | None) -> None:
+    """Refuse options that cannot work together, before anything runs."""
+    if scheduler is not None and executor != "dask":
+        raise click.ClickException("--scheduler needs --executor dask")
+    if device is None:
+        return
+    if not DEVICE.fullmatch(device):
+        raise click.ClickException(f"--device must be cpu, cuda, cuda:N or mps, got {device!r}")
+    if device.startswith("cuda"):
+        try:
+            import torch
+        except (ImportError, OSError):
+            return  # the methods that need torch say so themselves
+        count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if count == 0:
+            raise click.ClickException(f"--device {device}: torch finds no CUDA device here; use --device cpu")
+        if int(device.partition(":")[2] or 0) >= count:
+            raise click.ClickException(f"--device {device}: torch finds {count} CUDA device(s), cuda:0 to cuda:{count - 1}")
+
+
+def _check_writable(out: Path) -> None:
+    """Refuse an output folder that cannot be created or written to."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        raise click.ClickException(f"cannot write to --out {out}: {exc.strerror or exc}; choose a writable folder") from None
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="rdbench")
 @click.option(
@@ -46,11 +135,13 @@ def _registry(ctx: click.Context) -> Registry:
     default=False,
     help="Fail on any plugin that cannot be loaded (also RDBENCH_STRICT_PLUGINS=1).",
 )
-def main(strict_plugins: bool) -> None:
+@click.pass_context
+def main(ctx: click.Context, strict_plugins: bool) -> None:
     """rdbench: how close is a compressor to the rate-distortion limit?
 
     Rates are bits per source realization; distortions are per realization.
     """
+    ctx.with_resource(_store_warnings_as_lines())
     if strict_plugins:  # worker processes read the environment
         os.environ["RDBENCH_STRICT_PLUGINS"] = "1"
 
@@ -95,9 +186,9 @@ def run(
     from rdbench.executors import make_executor
     from rdbench.profiles import RUNNER_PROFILES
     from rdbench.runner import PlanError, default_workers, execute, parse_overrides, plan, report
-    from rdbench.store import ResultStore
     from rdbench.targets import TargetError
 
+    _check_run_options(executor, scheduler, device)
     if data_dir is not None:  # worker processes read the environment
         os.environ[DATA_ENV] = str(data_dir.expanduser().absolute())
     registry = _registry(ctx)
@@ -128,19 +219,21 @@ def run(
 
     for source_name, method_name, reason in skipped:
         click.echo(f"note: {method_name!r} {reason}; pair skipped", err=True)
+    _check_writable(out)
     workers = workers or default_workers()
     timeout = cell_timeout if cell_timeout is not None else RUNNER_PROFILES[profile].cell_timeout
     store = ResultStore(out)
-    request = plans.Request(
-        sources=[e.name for e in chosen["sources"]], estimators=[e.name for e in chosen["estimators"]],
-        codecs=[e.name for e in chosen["codecs"]], profile=profile,
-        targets=[t for t in targets.split(",") if t.strip()] if targets else None, seeds=seed_list,
-        settings=list(settings), device=device,
-    )
-    plans.write(out, request, specs)
-    click.echo(f"rdbench: {len(specs)} cells ({profile} profile) -> {out}", err=True)
-    summary = execute(specs, store, make_executor(executor, workers=workers, scheduler=scheduler), timeout=timeout, progress=not no_progress)
-    path, figures = report(out)
+    with _stoppable_run(ctx, store, {s.cell_id for s in specs}):
+        request = plans.Request(
+            sources=[e.name for e in chosen["sources"]], estimators=[e.name for e in chosen["estimators"]],
+            codecs=[e.name for e in chosen["codecs"]], profile=profile,
+            targets=[t for t in targets.split(",") if t.strip()] if targets else None, seeds=seed_list,
+            settings=list(settings), device=device,
+        )
+        plans.write(out, request, specs)
+        click.echo(f"rdbench: {len(specs)} cells ({profile} profile) -> {out}", err=True)
+        summary = execute(specs, store, make_executor(executor, workers=workers, scheduler=scheduler), timeout=timeout, progress=not no_progress)
+        path, figures = report(out)
     click.echo(summary.describe())
     click.echo(f"leaderboard: {path}\nplots: {', '.join(str(f) for f in figures)}")
     if not summary.ok:
@@ -152,7 +245,7 @@ def run(
 @click.pass_context
 def plugins(ctx: click.Context, as_json: bool) -> None:
     """Every plugin: distribution, version, status and what it contributes."""
-    registry = get_registry(strict=ctx.find_root().params.get("strict_plugins") or None)
+    registry = _load_registry(ctx)
     if as_json:
         click.echo(json.dumps([p.as_dict() for p in registry.plugins], indent=2))
         return
@@ -187,13 +280,20 @@ def list_(ctx: click.Context, kind: str, as_json: bool) -> None:
 @click.argument("out", type=click.Path(exists=True, path_type=Path))
 def leaderboard(out: Path) -> None:
     """Per-source rankings from OUT/leaderboard.parquet."""
+    from pyarrow import ArrowException
+
     from rdbench import leaderboard as lb
     from rdbench.rankings import format_rankings
 
     try:
-        click.echo(format_rankings(lb.read(out)))
+        table = lb.read(out)
     except FileNotFoundError as exc:
         raise click.ClickException(str(exc)) from None
+    except (OSError, ValueError, ArrowException) as exc:
+        path = out / "leaderboard.parquet" if out.is_dir() else out
+        reason = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise click.ClickException(f"cannot read {path} ({reason}); rebuild it with `rdbench report {path.parent}`") from None
+    click.echo(format_rankings(table))
 
 
 @main.command()
@@ -215,7 +315,8 @@ def report(ctx: click.Context, out: Path, all_cells: bool, check: bool) -> None:
             raise click.ClickException(f"cannot plan {out}'s request with this code: {exc}") from None
         click.echo(message)
         ctx.exit(0 if current else 1)
-    path, figures = build_report(out, all_cells=all_cells)
+    with _locked(out, "rdbench report"):
+        path, figures = build_report(out, all_cells=all_cells)
     click.echo(f"leaderboard: {path}\nplots: {', '.join(str(f) for f in figures)}")
 
 

@@ -2,7 +2,8 @@
 
 Every executor yields one result dict per cell as cells finish (in any order); the
 runner writes each to the store as it arrives. Timeouts and crashed workers become
-error results, never exceptions.
+error results, never exceptions. A run stopped by a signal stops its workers
+(:func:`stop_on_signals`), and a process-pool worker exits when its parent dies.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from concurrent.futures import TimeoutError as FutureTimeout
 from concurrent.futures import as_completed
+from contextlib import contextmanager
 from typing import Any
 
 from rdbench.cells import CellError, CellSpec, error_result, run_cell
@@ -25,6 +27,41 @@ EXECUTORS = ("process", "serial", "dask")
 
 class CellTimeout(CellError):
     """Raised inside a cell that ran past its time limit (serial executor)."""
+
+
+class RunInterrupted(KeyboardInterrupt):
+    """The run got a stop signal (SIGTERM, SIGINT, SIGHUP); raised in the main thread."""
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+        super().__init__(signal.Signals(signum).name)
+
+
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
+
+
+@contextmanager
+def stop_on_signals(signums: Sequence[int] = STOP_SIGNALS) -> Iterator[None]:
+    """Turn these signals into :class:`RunInterrupted` inside the block, so that the run
+    unwinds through its executor's cleanup (which stops the workers); the first signal
+    raises, later ones are ignored while it unwinds. The previous handlers come back after.
+    Outside the main thread, where handlers cannot be set, this does nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    stopping: list[int] = []
+
+    def _stop(signum: int, frame: Any) -> None:
+        if not stopping:
+            stopping.append(signum)
+            raise RunInterrupted(signum)
+
+    previous = {s: signal.signal(s, _stop) for s in signums}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
 
 
 def limit_threads(threads: int) -> None:
@@ -37,6 +74,19 @@ def limit_threads(threads: int) -> None:
     torch = sys.modules.get("torch")
     if torch is not None:
         torch.set_num_threads(threads)
+
+
+def init_worker(threads: int, parent: int) -> None:
+    """Process-pool initializer: limit the threads (:func:`limit_threads`) and exit when
+    the process ``parent`` (the run) is gone, even if it was killed with ``kill -9``."""
+    limit_threads(threads)
+
+    def _watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=_watch, name="rdbench-parent-watch", daemon=True).start()
 
 
 class Executor(ABC):
@@ -97,8 +147,8 @@ class ProcessExecutor(Executor):
         with ProcessPool(
             max_workers=self.workers,
             max_tasks=1,
-            initializer=limit_threads,
-            initargs=(self.threads,),
+            initializer=init_worker,
+            initargs=(self.threads, os.getpid()),
             context=multiprocessing.get_context("spawn"),
         ) as pool:
             futures = {pool.schedule(run_cell, args=(spec, out), timeout=timeout): spec for spec in specs}
@@ -142,6 +192,7 @@ class DaskExecutor(Executor):
     def run(
         self, specs: Sequence[CellSpec], timeout: float | None, out: str | None = None
     ) -> Iterator[dict[str, Any]]:
+        from distributed import TimeoutError as DaskTimeout
         from distributed import wait
 
         client, cluster = self._client()
@@ -154,7 +205,10 @@ class DaskExecutor(Executor):
                     spec = pending.pop(0)
                     future = client.submit(run_cell, spec, out, key=f"rdbench-cell-{spec.cell_id}", pure=False)
                     running[future] = (spec, time.monotonic())
-                done, _ = wait(list(running), timeout=1.0, return_when="FIRST_COMPLETED")
+                try:
+                    done, _ = wait(list(running), timeout=1.0, return_when="FIRST_COMPLETED")
+                except DaskTimeout:  # nothing finished within the second
+                    done = set()
                 for future in done:
                     spec, _started = running.pop(future)
                     try:

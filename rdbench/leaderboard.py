@@ -7,8 +7,6 @@ The column names are a public contract (other people's scripts read them); see t
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any
@@ -19,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from rdbench.spec import CELL_FORMAT
-from rdbench.store import ResultStore
+from rdbench.store import ResultStore, atomic_write
 
 #: (column, arrow type, meaning) in the order they are written.
 SCHEMA: list[tuple[str, pa.DataType, str]] = [
@@ -147,17 +145,10 @@ def current_results(store: ResultStore) -> list[dict[str, Any]]:
 
 
 def write(frame: pd.DataFrame, path: str | Path) -> Path:
-    """Write the table as Parquet (atomically: a uniquely named temporary file, then a rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".parquet")
-    os.close(fd)
-    try:
-        pq.write_table(pa.Table.from_pandas(frame[COLUMNS], schema=ARROW_SCHEMA, preserve_index=False), tmp)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
-    return path
+    """Write the table as Parquet, atomically (:func:`rdbench.store.atomic_write`)."""
+    sink = pa.BufferOutputStream()
+    pq.write_table(pa.Table.from_pandas(frame[COLUMNS], schema=ARROW_SCHEMA, preserve_index=False), sink)
+    return atomic_write(Path(path), sink.getvalue().to_pybytes())
 
 
 def read(path: str | Path) -> pd.DataFrame:

@@ -18,7 +18,7 @@ from typing import Any
 
 import rdbench
 from rdbench.spec import CellSpec, rdbench_fingerprint
-from rdbench.store import _atomic_write as atomic_write  # TODO rename in store
+from rdbench.store import atomic_write
 
 PLAN_FILE = "plan.json"
 

@@ -1,9 +1,11 @@
 """Plugin discovery: entry points in the ``rdbench`` group, loaded through pluggy.
 
 Every plugin, built-in or third-party, is found the same way. A plugin that fails to
-import, raises in a hook, returns a malformed record or reuses a name that another plugin
-already registered is reported (its distribution and what went wrong) and skipped, so the
-rest keeps working; in strict mode the first such problem is raised instead.
+import, raises (or calls ``sys.exit``) in its code, returns a malformed record or reuses a
+name that another plugin already registered is reported (its distribution and what went
+wrong) and skipped, so the rest keeps working; in strict mode the first such problem is
+raised instead. The built-in plugins (distribution ``rdbench``) load first, so their names
+cannot be taken by another plugin.
 
 Environment variables:
     RDBENCH_STRICT_PLUGINS=1            like ``--strict-plugins``: plugin problems are errors
@@ -29,6 +31,8 @@ from rdbench import hookspecs
 from rdbench.records import PluginRecord
 
 GROUP = "rdbench"
+#: The distribution of the built-in plugins.
+BUILTIN = "rdbench"
 Kind = Literal["source", "estimator", "codec"]
 HOOKS: dict[str, str] = {
     "source": "rdbench_sources",
@@ -159,10 +163,11 @@ class Registry:
 
     @classmethod
     def discover(cls, **kwargs: Any) -> Registry:
-        """A registry loaded from every installed ``rdbench`` entry point."""
+        """A registry loaded from every installed ``rdbench`` entry point: the built-in
+        plugins first, then the others, each in name order."""
         registry = cls(**kwargs)
         seen: set[tuple[str, str]] = set()
-        eps = sorted(md.entry_points(group=GROUP), key=lambda ep: (ep.name, ep.value))
+        eps = sorted(md.entry_points(group=GROUP), key=lambda ep: (not _is_builtin(ep), ep.name, ep.value))
         for ep in eps:
             dist = getattr(ep, "dist", None)
             key = (ep.name, ep.value)
@@ -178,7 +183,8 @@ class Registry:
         info.contributes = {k: [] for k in KINDS}
         if self.strict:
             raise PluginError(
-                f"plugin {info.name!r} (distribution {info.distribution} {info.version}): {message}"
+                f"plugin {info.name!r} (distribution {info.distribution} {info.version}): {message.splitlines()[0]} "
+                "[`rdbench plugins` without strict mode shows details; RDBENCH_DISABLE_PLUGINS skips a plugin]"
             )
 
     def _add_entry_point(self, ep: md.EntryPoint, dist: md.Distribution | None) -> None:
@@ -194,7 +200,9 @@ class Registry:
             return
         try:
             module = ep.load()
-        except Exception as exc:  # noqa: BLE001 - any failure of third-party code is reported
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - any failure of plugin code (even sys.exit) is reported
             self._fail(info, f"import failed: {type(exc).__name__}: {exc}\n{_short_tb()}")
             return
         self.register(module, info, dist)
@@ -206,7 +214,9 @@ class Registry:
         try:
             self._pm.register(module, name=info.name)
             self._pm.check_pending()
-        except Exception as exc:  # noqa: BLE001
+        except KeyboardInterrupt:
+            raise
+        except BaseException as exc:  # noqa: BLE001
             self._pm.unregister(name=info.name) if self._pm.has_plugin(info.name) else None
             self._fail(info, f"invalid hook implementations: {exc}")
             return
@@ -218,7 +228,9 @@ class Registry:
                     continue
                 try:
                     records = impl.function()
-                except Exception as exc:  # noqa: BLE001
+                except KeyboardInterrupt:
+                    raise
+                except BaseException as exc:  # noqa: BLE001
                     self._fail(info, f"hook {hook}() raised {type(exc).__name__}: {exc}\n{_short_tb()}")
                     self._pm.unregister(name=info.name)
                     return
@@ -316,6 +328,11 @@ class Registry:
     @property
     def problems(self) -> list[PluginInfo]:
         return [p for p in self.plugins if p.status == "error"]
+
+
+def _is_builtin(ep: md.EntryPoint) -> bool:
+    dist = getattr(ep, "dist", None)
+    return dist is not None and canonicalize_name(dist.metadata["Name"] or "") == BUILTIN
 
 
 def _short_tb(limit: int = 3) -> str:

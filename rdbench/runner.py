@@ -21,8 +21,8 @@ from tqdm.auto import tqdm
 from rdbench.executors import Executor
 from rdbench.profiles import RUNNER_PROFILES
 from rdbench.registry import Entry, Registry
-from rdbench.spec import CellSpec, code_fingerprint, file_hashes, method_fields, rdbench_fingerprint
-from rdbench.store import ResultStore
+from rdbench.spec import CELL_FORMAT, CellSpec, code_fingerprint, file_hashes, method_fields, rdbench_fingerprint
+from rdbench.store import ResultStore, atomic_write
 from rdbench.targets import Target, TargetError
 
 
@@ -186,7 +186,7 @@ def execute(
     """Run the cells of ``specs`` not already done in ``store``; store each as it finishes."""
     t0 = time.perf_counter()
     unique = list({s.cell_id: s for s in specs}.values())
-    todo = [s for s in unique if not store.is_done(s.cell_id)]
+    todo = [s for s in unique if not _done(store, s.cell_id)]
     summary = RunSummary(planned=len(unique), skipped=len(unique) - len(todo))
     bar = tqdm(
         total=len(todo),
@@ -207,6 +207,12 @@ def execute(
             bar.update(1)
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def _done(store: ResultStore, cell_id: str) -> bool:
+    """The cell is stored, finished ok, in the current format (failed cells are retried)."""
+    result = store.read(cell_id)
+    return result is not None and result.get("status") == "ok" and result.get("cell_format") == CELL_FORMAT
 
 
 def default_workers() -> int:
@@ -239,7 +245,7 @@ def report(out: str | os.PathLike[str], *, all_cells: bool = False) -> tuple[Pat
             lines += [f"{len(others)} other stored cell(s) are not part of this plan "
                       f"(`rdbench report {out} --all` includes them).", ""]
     lines += ["```", format_rankings(table), "```", ""]
-    (Path(out) / "summary.md").write_text("\n".join(lines))
+    atomic_write(Path(out) / "summary.md", "\n".join(lines).encode())
     figures = plots.plot_all(table, Path(out) / "plots")
     return path, figures
 

@@ -18,11 +18,17 @@ from pathlib import Path
 from typing import Any
 
 
-def _atomic_write(target: Path, data: bytes) -> Path:
-    """Write ``data`` to ``target`` so that ``target`` is either absent or complete."""
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
+
+
+def atomic_write(target: Path, data: bytes) -> Path:
+    """Write ``data`` to ``target`` so that ``target`` is either absent or complete, through
+    a uniquely named temporary file, readable like any file the user creates (umask)."""
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=".tmp-")
     try:
+        os.chmod(tmp, 0o666 & ~_UMASK)
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
@@ -34,13 +40,45 @@ def _atomic_write(target: Path, data: bytes) -> Path:
     return target
 
 
+class StoreWarning(UserWarning):
+    """A file in ``OUT/cells/`` that is not a cell result was skipped."""
+
+
+#: What every stored cell result has (the keys of ``result`` and of ``result["spec"]``).
+REQUIRED = ("cell_id", "spec", "status", "points")
+REQUIRED_SPEC = ("source", "method", "method_kind", "seed")
+
+
+def _malformed(result: Any, cell_id: str) -> str | None:
+    """Why ``result`` is not a well-formed cell result stored as ``cell_id``, or None."""
+    if not isinstance(result, dict):
+        return f"not a cell result (a JSON {type(result).__name__})"
+    missing = [k for k in REQUIRED if k not in result]
+    spec = result.get("spec")
+    if not missing and isinstance(spec, dict):
+        missing = [f"spec.{k}" for k in REQUIRED_SPEC if k not in spec]
+    if missing:
+        return f"not a cell result (no {', '.join(missing)})"
+    if not isinstance(spec, dict) or not isinstance(result["status"], str) or not isinstance(result["points"], list):
+        return "not a cell result (spec must be an object, status a string, points a list)"
+    if result["cell_id"] != cell_id:
+        return f"holds cell {result['cell_id']!r}, not {cell_id!r} (a copied or renamed cell file)"
+    return None
+
+
 class ResultStore:
-    """The cells of one output folder."""
+    """The cells of one output folder.
+
+    A file in ``cells/`` that cannot be read or is not a well-formed cell result stored
+    under its own id is skipped, never fatal: it is listed in :attr:`problems` as
+    (path, reason) and warned about (:class:`StoreWarning`) once per file.
+    """
 
     def __init__(self, out: str | os.PathLike[str]) -> None:
         self.root = Path(out)
         self.cells_dir = self.root / "cells"
         self.artifacts_dir = self.root / "artifacts"
+        self.problems: list[tuple[Path, str]] = []
 
     def path(self, cell_id: str) -> Path:
         return self.cells_dir / f"{cell_id}.json"
@@ -50,31 +88,42 @@ class ResultStore:
         result = dict(result)
         artifacts: dict[str, bytes] = result.pop("artifacts", None) or {}
         for name, blob in artifacts.items():
-            _atomic_write(self.artifact_path(result["cell_id"], name), blob)
+            atomic_write(self.artifact_path(result["cell_id"], name), blob)
         text = json.dumps(result, indent=1, sort_keys=True).encode()
-        return _atomic_write(self.path(result["cell_id"]), text)
+        return atomic_write(self.path(result["cell_id"]), text)
 
     def artifact_path(self, cell_id: str, name: str) -> Path:
         """Where artifact ``name`` (``<point index>-<file name>``) of a cell is stored."""
         return self.artifacts_dir / cell_id / name
 
     def read(self, cell_id: str) -> dict[str, Any] | None:
+        """The stored result of a cell, or None when absent or not a well-formed result."""
         path = self.path(cell_id)
         try:
-            return json.loads(path.read_text())
+            result = json.loads(path.read_bytes())
         except FileNotFoundError:
             return None
-        except (OSError, json.JSONDecodeError) as exc:
-            warnings.warn(f"ignoring unreadable cell file {path}: {exc}", stacklevel=2)
+        except (OSError, ValueError, RecursionError) as exc:  # ValueError: not UTF-8, not JSON
+            self._skip(path, f"unreadable ({type(exc).__name__}: {exc})")
             return None
+        reason = _malformed(result, cell_id)
+        if reason is not None:
+            self._skip(path, reason)
+            return None
+        return result
+
+    def _skip(self, path: Path, reason: str) -> None:
+        if all(path != seen for seen, _ in self.problems):
+            self.problems.append((path, reason))
+            warnings.warn(f"skipped {path}: {reason}", StoreWarning, stacklevel=3)
 
     def is_done(self, cell_id: str) -> bool:
         """True when the cell finished successfully (failed cells are retried)."""
         result = self.read(cell_id)
-        return result is not None and result.get("status") == "ok"
+        return result is not None and result["status"] == "ok"
 
     def results(self) -> Iterator[dict[str, Any]]:
-        """Every stored cell result, in file-name order."""
+        """Every well-formed stored cell result, in file-name order."""
         if not self.cells_dir.is_dir():
             return
         for path in sorted(self.cells_dir.glob("*.json")):

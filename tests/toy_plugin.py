@@ -70,6 +70,8 @@ class Misbehaving(Estimator):
             return [RDPoint(rate_bits=math.nan, distortion=1.0, bound="estimate")]
         if self.mode == "negative":
             return [RDPoint(rate_bits=-1.0, distortion=1.0, bound="upper")]
+        if self.mode == "exit":
+            raise SystemExit(0)
         rng = np.random.default_rng(seed)
         d = target.distortion if target.distortion is not None else 1.0
         return [RDPoint(rate_bits=float(rng.random()), distortion=d, bound="estimate")]
@@ -91,13 +93,28 @@ class Derived(Estimator):
         return estimate("toy-ok", self.settings, source, [target], seed)[0]
 
 
+class Curve(Estimator):
+    """A curve method: one call for all targets, each point saying how many it was given."""
+
+    def estimate(self, source, target, seed):
+        return self.curve(source, [target], seed)[0]
+
+    def curve(self, source, targets, seed):
+        return [[RDPoint(rate_bits=1.0 / target.distortion, distortion=target.distortion, bound="estimate",
+                         details={"targets_in_call": len(targets)})] for target in targets]
+
+
 @hookimpl
 def rdbench_sources():
     return [
         PluginRecord(
             "toy-uniform", "uniform on the unit square, squared error", "toy_plugin:UniformSource",
             targets={"default": ("D/Dmax=0.5",)},
-        )
+        ),
+        PluginRecord(
+            "toy-uniform3", "uniform on the unit square, three default targets", "toy_plugin:UniformSource",
+            targets={"default": ("D/Dmax=0.25", "D/Dmax=0.5", "D/Dmax=0.75")},
+        ),
     ]
 
 
@@ -110,6 +127,8 @@ def rdbench_estimators():
         PluginRecord("toy-negative", "returns a negative rate", "toy_plugin:make_misbehaving", defaults={"mode": "negative"}),
         PluginRecord("toy-slow", "sleeps", "toy_plugin:make_misbehaving", defaults={"seconds": 30.0}),
         PluginRecord("toy-derived", "toy-ok's points, read back when the run has them", "toy_plugin:Derived"),
+        PluginRecord("toy-exit", "calls sys.exit", "toy_plugin:make_misbehaving", defaults={"mode": "exit"}),
+        PluginRecord("toy-curve", "all targets in one call", "toy_plugin:Curve", curve=True),
     ]
 
 

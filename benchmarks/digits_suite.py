@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import pandas as pd
+from suite_times import per_method  # benchmarks/suite_times.py, beside this script
 
 
 def main() -> None:
@@ -56,14 +57,8 @@ def main() -> None:
     d_max = table["d_max"].dropna()
     print(f"\nD_max (evaluation split, squared error summed over pixels): {d_max.iloc[0]:.4f}" if len(d_max) else "")
 
-    per_method = table.groupby("method").agg(
-        cells=("cell_id", "size"),
-        failed=("status", lambda s: int((s != "ok").sum())),
-        wall_s=("wall_seconds", "sum"),
-        cpu_s=("cpu_seconds", "sum"),
-    )
     print("\n== time per method (sums over its cells) ==")
-    print(per_method.sort_values("wall_s").to_string(float_format=lambda v: f"{v:.1f}"))
+    print(per_method(table).to_string(float_format=lambda v: f"{v:.1f}"))
     print(f"\nwhole run: {wall:.0f} s wall with {args.workers} workers ({wall / 60:.1f} min); exit code {finished.returncode}")
     print(f"results: {out}")
 

@@ -186,7 +186,8 @@ def execute(
     """Run the cells of ``specs`` not already done in ``store``; store each as it finishes."""
     t0 = time.perf_counter()
     unique = list({s.cell_id: s for s in specs}.values())
-    todo = [s for s in unique if not _done(store, s.cell_id)]
+    # estimators first: codecs built on an estimator's output (NERD-RCC) then find its cells stored
+    todo = sorted((s for s in unique if not _done(store, s.cell_id)), key=lambda s: s.method_kind != "estimator")
     summary = RunSummary(planned=len(unique), skipped=len(unique) - len(todo))
     bar = tqdm(
         total=len(todo),

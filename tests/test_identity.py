@@ -190,3 +190,23 @@ def test_a_slow_plugin_import_is_not_charged_to_the_cell(plugin_site, tmp_path):
          "--profile", "smoke", "--no-progress")
     walls = pd.read_parquet(out / "leaderboard.parquet")["wall_seconds"]
     assert (walls < 2).all(), walls  # the 3 s import happens in every worker, outside the cell's clock
+
+
+def test_estimator_cells_run_before_codec_cells(toy_plugins, tmp_path):
+    """So that a codec built on an estimator's output finds the run's estimator cells stored."""
+    from rdbench.executors import SerialExecutor
+    from rdbench.runner import execute
+
+    registry = get_registry()
+    specs = plan(registry, [registry.get("source", "toy-uniform"), registry.get("source", "toy-uniform3")],
+                 [registry.get("codec", "toy-quantizer"), registry.get("estimator", "toy-ok")])
+    assert specs[0].method_kind == "codec"
+    order = []
+
+    class Recording(SerialExecutor):
+        def run(self, todo, timeout, out=None):
+            order.extend(s.method_kind for s in todo)
+            yield from super().run(todo, timeout, out)
+
+    execute(specs, ResultStore(tmp_path), Recording(), timeout=None, progress=False)
+    assert order == ["estimator"] * 4 + ["codec"] * 4

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import math
 import resource
 from pathlib import Path
@@ -269,7 +270,13 @@ def test_rdbench_run_end_to_end(tmp_path):
     assert result.exit_code == 0, result.output
     table = pd.read_parquet(out / "leaderboard.parquet")
     rows = table[table["method"] == "nerd"]
-    assert len(rows) == 2 and (rows["status"] == "ok").all() and (rows["bound"] == "estimate").all()
+    assert len(rows) == 2 and (rows["bound"] == "estimate").all()
+    assert rows["cell_id"].nunique() == 1  # one curve cell holds both targets, warm-started
+    assert list(rows["target"]) == ["R=1", "R=2"]
+    # the smoke budget stops training before NERD's convergence test passes: flagged, not silently ok
+    converged = [json.loads(d)["converged"] for d in rows["details"]]
+    assert list(rows["converged"]) == converged
+    assert list(rows["status"]) == ["ok" if c else "not_converged" for c in converged]
     assert rows["rate_ceiling_bits"].notna().all() and rows["near_ceiling"].notna().all()
     assert (rows["rate_gap_bits"].abs() < 1.0).all()  # the smoke budget is small, not absurd
     stored = sorted(p.name for p in (out / "artifacts").rglob("*generator.pt"))

@@ -1,0 +1,75 @@
+"""Where a whole run's time goes: wall and CPU seconds per method, and the run's wall time.
+
+    python benchmarks/suite_times.py [--sources all] [--profile default] [--workers 2] [--out DIR]
+    python benchmarks/suite_times.py --table DIR     # tabulate a finished run's leaderboard
+
+Runs ``rdbench run --sources SOURCES --estimators all --codecs all`` (the README's command
+with the profile and output folder made explicit; a finished OUT is reused), then prints
+from OUT/leaderboard.parquet, per method: cells, points, failed cells, flagged points (not
+``ok``), and the sums of wall and CPU seconds over its cells (the rows of a curve cell share
+its time, counted once), with each method's share of the total; then the whole run's wall
+time, the figure the profiles' goals (smoke <= 2 min, default <= 15 min on a 2-core CPU)
+are about.
+"""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pandas as pd
+
+
+def per_method(table: pd.DataFrame) -> pd.DataFrame:
+    """Seconds per method, each cell counted once."""
+    cells = table.drop_duplicates("cell_id")
+    flagged = table[~table["status"].isin(["ok", "error"])].groupby("method").size()
+    out = cells.groupby("method").agg(
+        cells=("cell_id", "size"),
+        failed=("status", lambda s: int((s == "error").sum())),
+        wall_s=("wall_seconds", "sum"),
+        cpu_s=("cpu_seconds", "sum"),
+    )
+    out.insert(1, "points", table.groupby("method").size())
+    out.insert(3, "flagged", flagged.reindex(out.index).fillna(0).astype(int))
+    out["share_%"] = 100 * out["wall_s"] / out["wall_s"].sum()
+    return out.sort_values("wall_s", ascending=False)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--sources", default="all")
+    parser.add_argument("--profile", default="default", choices=["smoke", "default", "paper"])
+    parser.add_argument("--workers", type=int, default=2, help="parallel cells (default 2)")
+    parser.add_argument("--out", default=None, help="output directory (default: a fresh temporary one)")
+    parser.add_argument("--table", default=None, help="only tabulate the leaderboard of this finished run")
+    args = parser.parse_args()
+    wall = code = None
+    if args.table:
+        out = Path(args.table)
+    else:
+        out = Path(args.out or tempfile.mkdtemp(prefix="rdbench-suite-"))
+        command = [sys.executable, "-m", "rdbench", "run", "--sources", args.sources, "--estimators", "all",
+                   "--codecs", "all", "--profile", args.profile, "--workers", str(args.workers), "--out", str(out),
+                   "--no-progress"]
+        print("$", " ".join(command[2:]))
+        t0 = time.perf_counter()
+        code = subprocess.run(command, check=False).returncode
+        wall = time.perf_counter() - t0
+    table = pd.read_parquet(out / "leaderboard.parquet")
+    pd.set_option("display.width", 200)
+    times = per_method(table)
+    print(f"\n== time per method: {out} ==")
+    print(times.to_string(float_format=lambda v: f"{v:.1f}"))
+    print(f"\nsum over cells: {times['wall_s'].sum():.0f} s wall, {times['cpu_s'].sum():.0f} s CPU; "
+          f"{table['cell_id'].nunique()} cells")
+    if wall is not None:
+        print(f"whole run: {wall:.0f} s wall with {args.workers} workers ({wall / 60:.1f} min); exit code {code}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,7 +1,7 @@
 """Run profiles: how much work each cell does.
 
-``smoke``   the whole built-in suite in under a minute; used by the tests.
-``default`` minutes on a laptop CPU.
+``smoke``   tiny budgets that check the plumbing, not accuracy; used by the tests.
+``default`` budgets that reach the benchmarks' accuracy on the analytic sources.
 ``paper``   the paper's budgets; meant for a GPU.
 
 Method budgets (steps, sample sizes) live in each plugin record's ``profiles`` table; the

@@ -16,7 +16,7 @@ import importlib.metadata as md
 import importlib.util
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -69,13 +69,6 @@ class CellSpec:
     def cell_id(self) -> str:
         canonical = json.dumps(self.identity(), sort_keys=True, separators=(",", ":"), default=str)
         return hashlib.sha256(canonical.encode()).hexdigest()[:20]
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> CellSpec:
-        """The spec stored in a cell file (``result["spec"]``)."""
-        fields = {k: data[k] for k in cls.__dataclass_fields__ if k in data}
-        fields["targets"] = tuple(fields["targets"])
-        return cls(**fields)
 
 
 def method_fields(entry: Entry, settings: Mapping[str, Any], source: Source) -> dict[str, Any]:
@@ -174,9 +167,3 @@ def _is_source(path: Path, root: Path) -> bool:
         path.suffix not in (".pyc", ".pyo")
     )
 
-
-def spec_targets(targets: Sequence[str]) -> tuple[str, ...]:
-    """Targets as stored in a spec: canonical text, in the order given."""
-    from rdbench.targets import Target
-
-    return tuple(str(Target.parse(t)) for t in targets)

@@ -1,4 +1,5 @@
-"""The blahut-arimoto estimator: exact discrete curves, the certificate, chunking, the empirical mode."""
+"""The blahut-arimoto estimator: exact discrete curves, the certificate, chunking, the distance
+cache, the empirical mode, and whole curves (one problem, warm starts)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,8 @@ from rdbench import Hamming, Source, SquaredError
 from rdbench.interfaces import DiscreteModel
 from rdbench.records import PluginRecord
 from rdbench.targets import Target
+from rdbench_plugins.analytic_sources.discrete import BernoulliSource
+from rdbench_plugins.analytic_sources.gaussian import paper_m20
 from rdbench_plugins.blahut_arimoto import rdbench_estimators
 from rdbench_plugins.blahut_arimoto.algorithm import LOG_ZERO, BAProblem
 from rdbench_plugins.blahut_arimoto.estimator import BlahutArimoto
@@ -145,15 +148,17 @@ def dense_reference(p, x, y, measure, s, iterations):
     return log_q, distortion, mutual_information, lower
 
 
+@pytest.mark.parametrize("cache_blocks", [0, 9])
 @pytest.mark.parametrize("measure", [SquaredError(), Hamming()])
-def test_chunked_equals_dense_reference(measure):
+def test_chunked_equals_dense_reference(measure, cache_blocks):
     rng = np.random.default_rng(1)
     x = rng.normal(size=(61, 3)) if isinstance(measure, SquaredError) else rng.integers(0, 3, size=(61, 4))
     y = x[::2]
     p = rng.random(61)
     p /= p.sum()
-    chunked = BAProblem(p, x, y, measure, chunk_bytes=7 * 8 * len(y))  # 7 rows per chunk, 9 chunks
-    assert chunked.rows_per_chunk == 7
+    # 7 rows per chunk, 9 chunks; with 9 blocks allowed the whole matrix is kept
+    chunked = BAProblem(p, x, y, measure, chunk_bytes=7 * 8 * len(y), cache_blocks=cache_blocks)
+    assert chunked.rows_per_chunk == 7 and chunked.cached == (cache_blocks > 0)
     result = chunked.solve(0.7, tol=0.0, max_iter=25)
     log_q, distortion, mutual_information, lower = dense_reference(p, x, y, measure, 0.7, 25)
     assert result.iterations == 25 and not result.converged
@@ -161,6 +166,87 @@ def test_chunked_equals_dense_reference(measure):
     assert result.distortion == pytest.approx(distortion, abs=1e-10)
     assert result.rate_upper == pytest.approx(mutual_information, abs=1e-10)
     assert result.rate_lower == pytest.approx(lower, abs=1e-10)
+
+
+def test_cached_distances_change_no_number():
+    x = np.random.default_rng(2).normal(size=(50, 4))
+    p = np.full(50, 1 / 50)
+    kept = BAProblem(p, x, x, SquaredError(), chunk_bytes=8 * 8 * 50, cache_blocks=7)  # 7 chunks
+    recomputed = BAProblem(p, x, x, SquaredError(), chunk_bytes=8 * 8 * 50, cache_blocks=6)
+    assert kept.cached and not recomputed.cached
+    a, b = (problem.solve_for_distortion(2.0, tol=0.0, max_iter=30) for problem in (kept, recomputed))
+    assert np.array_equal(a.log_q, b.log_q) and (a.slope, a.distortion, a.rate_upper) == (b.slope, b.distortion, b.rate_upper)
+
+
+def agree(a, b) -> bool:
+    """Whether two certified points of one curve agree to within their certificates: both gaps,
+    plus the slope times the distortions' difference (each is within distortion_rtol of the target)."""
+    slack = max(a.details["slope_bits"], b.details["slope_bits"]) * abs(a.distortion - b.distortion)
+    gaps = a.details["certificate_gap_bits"] + b.details["certificate_gap_bits"]
+    return abs(a.rate_bits - b.rate_bits) <= gaps + slack + 1e-12
+
+
+def test_curve_on_bernoulli_matches_separate_estimates_and_the_exact_curve():
+    source = BernoulliSource(0.2)
+    targets = [Target.parse(t).resolve(source) for t in ("R=0.3", "R=0.5", "R=0.1")]
+    estimator = BlahutArimoto()
+    curve = estimator.curve(source, targets, seed=0)
+    assert [len(points) for points in curve] == [1, 1, 1]
+    for target, (point,) in zip(targets, curve):
+        point.validate()
+        (alone,) = estimator.estimate(source, target, seed=0)
+        exact = source.rate_distortion(point.distortion)
+        assert point.details["converged"] and point.details["certificate_gap_bits"] <= 1e-9
+        assert point.distortion == pytest.approx(target.distortion, rel=1e-4)
+        assert point.rate_lower_bits - 1e-12 <= exact <= point.rate_upper_bits + 1e-12
+        assert agree(point, alone)
+
+
+def test_curve_returns_points_in_the_order_given():
+    source = Categorical([0.5, 0.3, 0.2])
+    targets = [at(0.1), slope(3.0), at(5.0), at(0.02), at(0.3)]  # D = 5 is beyond D_max = 0.5
+    estimator = BlahutArimoto()
+    points = [p for (p,) in estimator.curve(source, targets, seed=0)]
+    for target, point in zip(targets, points):
+        if target.kind == "slope":
+            assert point.details["slope_bits"] == pytest.approx(target.value)
+        elif target.value >= 0.5:
+            assert point.rate_bits == 0.0 and point.distortion == pytest.approx(0.5)
+        else:
+            assert point.distortion == pytest.approx(target.value, rel=1e-4)
+        assert agree(point, estimator.estimate(source, target, seed=0)[0])
+    rates = [p.rate_bits for p in points]
+    assert rates[3] > rates[0] > rates[4] > rates[2] == 0.0
+    # the slope target comes after the rate-0 point, which starts nothing: a cold start
+    assert points[1] == estimator.estimate(source, targets[1], seed=0)[0]
+
+
+def test_curve_warm_starts_along_the_curve():
+    """From the highest rate down: the first solve is the cold one, every later one is shorter."""
+    source = paper_m20()
+    targets = [Target.parse(t).resolve(source) for t in ("R=2", "R=1", "R=4")]
+    estimator = BlahutArimoto(n_samples=200)
+    alone = [estimator.estimate(source, t, seed=0)[0] for t in targets]
+    curve = [p for (p,) in estimator.curve(source, targets, seed=0)]
+    assert curve[2] == alone[2]  # R = 4 is solved first, from the uniform start
+    for warm, cold in zip(curve[:2], alone[:2]):
+        assert warm.details["converged"] and cold.details["converged"]
+        assert warm.details["iterations"] < cold.details["iterations"]
+        assert agree(warm, cold)
+    assert sum(p.details["iterations"] for p in curve) < sum(p.details["iterations"] for p in alone)
+
+
+def test_warm_start_floor_keeps_a_low_dimensional_curve_converging():
+    """In 2-D the high-rate solution nearly drops samples that lower rates need; started from
+    it as is, BA regrows them so slowly that these solves run out of iterations. The floored
+    start (BAProblem.warm_log_q) costs no more iterations than cold starts."""
+    estimator = BlahutArimoto(n_samples=128, empirical_max_iter=500)
+    targets = [at(1.0), at(0.2), at(0.5)]
+    alone = [estimator.estimate(Gaussian2(), t, seed=3)[0] for t in targets]
+    curve = [p for (p,) in estimator.curve(Gaussian2(), targets, seed=3)]
+    assert all(p.details["converged"] for p in curve)
+    assert all(agree(warm, cold) for warm, cold in zip(curve, alone))
+    assert sum(p.details["iterations"] for p in curve) <= sum(p.details["iterations"] for p in alone)
 
 
 def test_empirical_mode_records_ceiling_and_stays_below_it():
@@ -213,7 +299,7 @@ def test_record_and_factory():
     (record,) = rdbench_estimators()
     assert isinstance(record, PluginRecord)
     record.validate()
-    assert record.name == "blahut-arimoto"
+    assert record.name == "blahut-arimoto" and record.curve
     assert {record.settings(p)["n_samples"] for p in ("smoke", "default", "paper")} == {300, 2000, 60000}
     estimator = record.load()(**record.settings("smoke"))
     assert isinstance(estimator, BlahutArimoto)

@@ -28,6 +28,7 @@ def rdbench_estimators() -> list[PluginRecord]:
                 "distortion_rtol": 1e-4,
                 "chunk_bytes": 32 * 2**20,
             },
+            curve=True,  # a source's targets share one problem and warm-start each other
             # An empirical iteration costs O(n^2): ~0.1 s at n = 2000, ~40 s at n = 60000 on 2 cores.
             profiles={
                 "smoke": {"n_samples": 300},

@@ -19,9 +19,11 @@ every D'. Their difference ``gap = max_y log c_y - sum_y q_y c_y log c_y >= 0`` 
 stopping rule. ``log c`` is a log-sum-exp over x, never ``(q c) / q``, so it stays exact
 for every y, including those whose ``q_y`` has underflowed to 0.
 
-The n x |Y| matrix is never held at once: rows are processed in chunks of about
-``chunk_bytes`` per (rows, |Y|) float64 block, with distances recomputed every iteration
-(squared error in place around one matrix product, other measures by ``pairwise``).
+Rows are processed in chunks of about ``chunk_bytes`` per (rows, |Y|) float64 block. By
+default the n x |Y| distance matrix is never held at once: each iteration recomputes it chunk
+by chunk (squared error in place around one matrix product, other measures by ``pairwise``).
+A problem built with ``cache_blocks > 0`` instead computes it once, in the same chunks, and
+keeps it when it fits in that many blocks; the iterations are then the same, number for number.
 """
 
 from __future__ import annotations
@@ -34,12 +36,15 @@ import numpy as np
 
 from rdbench.distortion import Distortion, SquaredError
 
-#: Default size of one (rows, |Y|) float64 block; the problem holds two such blocks.
+#: Default size of one (rows, |Y|) float64 block; the problem holds two such blocks (or the
+#: cached distance matrix and one).
 CHUNK_BYTES = 32 * 2**20
 #: Stand-in for log 0 in an output pmf (exp of it is exactly 0.0, and it stays finite).
 LOG_ZERO = -1e4
 #: Largest change of log s in one iteration of :meth:`BAProblem.solve_for_distortion`.
 MAX_LOG_STEP = 1.0
+#: :meth:`BAProblem.warm_log_q` raises every output probability to at least this over |Y|.
+WARM_FLOOR = 4.0
 
 
 @dataclass(frozen=True)
@@ -79,7 +84,8 @@ class BAProblem:
 
     p: (n,) source pmf; x: (n, k) flattened source letters; y: (j, k) flattened
     reproductions; measure: the distortion d(x, y) (``measure.pairwise``). Letters with
-    p_x = 0 are dropped.
+    p_x = 0 are dropped. chunk_bytes: bytes of one (rows, |Y|) float64 block. cache_blocks:
+    keep the whole distance matrix when it takes at most this many blocks (0: never).
     """
 
     def __init__(
@@ -89,6 +95,7 @@ class BAProblem:
         y: np.ndarray,
         measure: Distortion,
         chunk_bytes: int = CHUNK_BYTES,
+        cache_blocks: int = 0,
     ) -> None:
         p = np.asarray(p, dtype=np.float64)
         x, y = np.asarray(x), np.asarray(y)
@@ -107,8 +114,15 @@ class BAProblem:
             self.x = np.ascontiguousarray(self.x, dtype=np.float64)
             self.y = np.ascontiguousarray(y, dtype=np.float64)
             self._y_sq = np.einsum("jk,jk->j", self.y, self.y)
-        self._d = np.empty((self.rows_per_chunk, len(y)))  # distances of one chunk
-        self._w = np.empty_like(self._d)  # work block of one chunk
+        self._w = np.empty((self.rows_per_chunk, len(y)))  # work block of one chunk
+        self._range: tuple[float, int, float] | None = None  # distortion_range(), once computed
+        self._cache: np.ndarray | None = None  # the whole distance matrix, when kept
+        if 8 * self.n_rows * len(y) <= cache_blocks * int(chunk_bytes):
+            self._cache = np.empty((self.n_rows, len(y)))
+            for rows in self._row_chunks():
+                self._distances(rows, self._cache[rows])
+        else:
+            self._d = np.empty_like(self._w)  # distances of one chunk
 
     @property
     def n_rows(self) -> int:
@@ -126,38 +140,67 @@ class BAProblem:
         """(|Y|,) log of the uniform output pmf: the cold start."""
         return np.full(self.n_reproductions, -math.log(self.n_reproductions))
 
+    @property
+    def cached(self) -> bool:
+        """Whether the distance matrix is held in memory (else recomputed every pass)."""
+        return self._cache is not None
+
+    def warm_log_q(self, log_q: np.ndarray) -> np.ndarray:
+        """(|Y|,) the start for a neighbouring target from a solved output pmf exp(log_q).
+
+        Every probability is raised to at least WARM_FLOOR / |Y|, then the pmf renormalized:
+        the solved pmf's peaks are kept, while no output starts far below the cold start's
+        uniform level (BA grows a starved output by only a factor exp(gap) per iteration,
+        and a neighbouring slope may need outputs this one has nearly dropped).
+        """
+        return _normalized(np.maximum(log_q, math.log(WARM_FLOOR / self.n_reproductions)))
+
+    def _row_chunks(self) -> Iterator[slice]:
+        for start in range(0, self.n_rows, self.rows_per_chunk):
+            yield slice(start, min(start + self.rows_per_chunk, self.n_rows))
+
+    def _distances(self, rows: slice, d: np.ndarray) -> None:
+        """Write d(x[rows], y), shape (len(rows), |Y|), into d."""
+        if self._y_sq is None:
+            d[...] = self.measure.pairwise(self.x[rows], self.y)
+        else:  # ||x||^2 + ||y||^2 - 2 x.y, as SquaredError.pairwise, without temporaries
+            x = self.x[rows]
+            np.matmul(x, self.y.T, out=d)
+            d *= -2.0
+            d += np.einsum("ik,ik->i", x, x)[:, None]
+            d += self._y_sq
+            np.maximum(d, 0.0, out=d)
+
     def _chunks(self) -> Iterator[tuple[slice, np.ndarray]]:
         """(rows, d) with d = d(x[rows], y), shape (len(rows), |Y|) float64.
 
-        d is a view of a buffer that the next chunk overwrites.
+        d is read-only to the caller: a view of the cached matrix, or of a buffer that the
+        next chunk overwrites.
         """
-        for start in range(0, self.n_rows, self.rows_per_chunk):
-            rows = slice(start, min(start + self.rows_per_chunk, self.n_rows))
-            d = self._d[: rows.stop - start]
-            if self._y_sq is None:
-                d[...] = self.measure.pairwise(self.x[rows], self.y)
-            else:  # ||x||^2 + ||y||^2 - 2 x.y, as SquaredError.pairwise, without temporaries
-                x = self.x[rows]
-                np.matmul(x, self.y.T, out=d)
-                d *= -2.0
-                d += np.einsum("ik,ik->i", x, x)[:, None]
-                d += self._y_sq
-                np.maximum(d, 0.0, out=d)
-            yield rows, d
+        for rows in self._row_chunks():
+            if self._cache is not None:
+                yield rows, self._cache[rows]
+            else:
+                d = self._d[: rows.stop - rows.start]
+                self._distances(rows, d)
+                yield rows, d
 
     def distortion_range(self) -> tuple[float, int, float]:
         """(D_max, y*, D_min) of this problem.
 
         D_max = min_y sum_x p_x d_xy, reached at rate 0 by always reproducing y*;
-        D_min = sum_x p_x min_y d_xy, the infimum of distortions at any rate.
+        D_min = sum_x p_x min_y d_xy, the infimum of distortions at any rate. Computed once.
         """
+        if self._range is not None:
+            return self._range
         column = np.zeros(self.n_reproductions)
         d_min = 0.0
         for rows, d in self._chunks():
             column += self.p[rows] @ d
             d_min += float(self.p[rows] @ d.min(axis=1))
         best = int(np.argmin(column))
-        return float(column[best]), best, d_min
+        self._range = (float(column[best]), best, d_min)
+        return self._range
 
     def _sweep(self, s: float, log_q: np.ndarray) -> _Sweep:
         """One pass over all row chunks at slope s (nats/distortion) from output pmf exp(log_q)."""

@@ -8,11 +8,18 @@ Two modes:
   samples with the reproduction alphabet Y = the same samples (the paper's Fig. 1). The
   point is the R(D) of that n-point problem, which can never exceed log2 n bits (recorded
   as ``rate_ceiling_bits``); it is an estimate of the source's R(D), not a bound on it.
+
+:meth:`BlahutArimoto.curve` solves several targets on one problem (the same samples, the
+distance matrix computed once when it fits in ``CACHE_BLOCKS`` blocks), from the highest
+rate down, each run warm-started from the previous one's output pmf (floored, see
+:meth:`BAProblem.warm_log_q`) and slope. Every point is still stopped by its own
+certificate, so it agrees with a cold start's to within the certificate's tolerance.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -24,13 +31,16 @@ from rdbench.targets import Target
 from rdbench_plugins.blahut_arimoto.algorithm import CHUNK_BYTES, BAProblem, BAResult
 
 LN2 = math.log(2.0)
+#: The distance matrix is kept in memory when it takes at most this many ``chunk_bytes`` blocks.
+CACHE_BLOCKS = 4
 
 
 class BlahutArimoto(Estimator):
     """Blahut-Arimoto, stopped on Blahut's dual certificate.
 
     A slope target runs BA at that slope; a distortion target runs one warm-started BA in
-    which the slope follows the target (see :meth:`BAProblem.solve_for_distortion`).
+    which the slope follows the target (see :meth:`BAProblem.solve_for_distortion`). The
+    settings' tolerances are in bits; the algorithm works in nats.
 
     n_samples: samples for the empirical mode. tol_bits, max_iter (discrete mode): the run
     stops when the certificate gap is at most tol_bits bits, or after max_iter iterations
@@ -63,25 +73,44 @@ class BlahutArimoto(Estimator):
         model = source.discrete()
         if model is not None:
             x, y = flatten(model.alphabet), flatten(model.reproductions)
-            return BAProblem(model.pmf, x, y, source.distortion, self.chunk_bytes), "discrete"
+            return BAProblem(model.pmf, x, y, source.distortion, self.chunk_bytes, CACHE_BLOCKS), "discrete"
         x = flatten(source.sample(self.n_samples, seed, "train"))
         p = np.full(len(x), 1.0 / len(x))
-        return BAProblem(p, x, x, source.distortion, self.chunk_bytes), "empirical"
+        return BAProblem(p, x, x, source.distortion, self.chunk_bytes, CACHE_BLOCKS), "empirical"
 
     def estimate(self, source: Source, target: Target, seed: int) -> list[RDPoint]:
+        return self.curve(source, [target], seed)[0]
+
+    def curve(self, source: Source, targets: Sequence[Target], seed: int) -> list[list[RDPoint]]:
+        """One point per target, in the order given, all on one problem.
+
+        Targets are solved from the highest rate down (distortion targets by increasing
+        distortion, then slope targets by decreasing slope), each from the previous run's
+        output pmf (floored by :meth:`BAProblem.warm_log_q`) and slope; a rate-0 point (a
+        target at or above D_max) starts nothing. Unresolved distortion targets are resolved
+        here.
+        """
         problem, mode = self.problem(source, seed)
         if mode == "discrete":
             tol, max_iter = self.tol_bits * LN2, self.max_iter
         else:
             tol, max_iter = self.empirical_tol_bits * LN2, self.empirical_max_iter
-        if target.kind == "slope":  # |dR/dD| in bits per unit distortion = s / ln 2
-            result = problem.solve(target.value * LN2, tol=tol, max_iter=max_iter)
-        else:
-            distortion = target.distortion if target.distortion is not None else target.resolve(source).distortion
-            result = problem.solve_for_distortion(
-                float(distortion), tol=tol, max_iter=max_iter, rtol=self.distortion_rtol
-            )
-        return [self._point(result, problem, mode)]
+        resolved = [t if t.distortion is not None or t.kind == "slope" else t.resolve(source) for t in targets]
+        points: dict[int, RDPoint] = {}
+        start: BAResult | None = None
+        for i in sorted(range(len(resolved)), key=lambda i: _rate_order(resolved[i])):
+            target = resolved[i]
+            log_q0 = None if start is None else problem.warm_log_q(start.log_q)
+            if target.kind == "slope":  # |dR/dD| in bits per unit distortion = s / ln 2
+                result = problem.solve(target.value * LN2, log_q0, tol=tol, max_iter=max_iter)
+            else:
+                result = problem.solve_for_distortion(
+                    float(target.distortion), log_q0=log_q0, s0=None if start is None else start.slope,
+                    tol=tol, max_iter=max_iter, rtol=self.distortion_rtol,
+                )
+            points[i] = self._point(result, problem, mode)
+            start = result if result.slope > 0 else None
+        return [[points[i]] for i in range(len(resolved))]
 
     @staticmethod
     def _point(result: BAResult, problem: BAProblem, mode: str) -> RDPoint:
@@ -108,6 +137,14 @@ class BlahutArimoto(Estimator):
             rate_ceiling_bits=ceiling,
             details=details,
         )
+
+
+def _rate_order(target: Target) -> tuple[int, float]:
+    """Sort key, highest rate first: distortion targets by increasing distortion, then slopes
+    by decreasing slope."""
+    if target.kind == "slope":
+        return (1, -target.value)
+    return (0, float(target.distortion))
 
 
 def _setting(name: str, value: Any, integer: bool = False) -> Any:

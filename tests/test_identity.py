@@ -66,7 +66,7 @@ def test_budgets_resolved_at_plan_time_are_stored_in_the_cell():
     (cell,) = _plan("gaussian", "nerd", profile="default")
     assert cell.method_settings["max_steps"] == 4000 and cell.method_settings["m_train_max"] == 16384
     (ntc,) = _plan("gaussian", "ntc", "codec", targets=["R=1"])
-    assert ntc.method_settings["steps"] == 5000
+    assert ntc.method_settings["steps"] == 5000 and ntc.method_settings["warm_fraction"] == 0.4
 
 
 def test_targets_are_stored_losslessly(toy_plugins):

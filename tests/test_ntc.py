@@ -1,5 +1,6 @@
 """The ntc and block-ntc codecs: round trips on every source shape, determinism, the density,
-corrupted messages, a 1-d Gaussian against entropy-coded scalar quantization, the CLI."""
+corrupted messages, a 1-d Gaussian against entropy-coded scalar quantization, warm-started
+fits along a curve, the CLI."""
 
 from __future__ import annotations
 
@@ -14,12 +15,14 @@ torch = pytest.importorskip("torch")
 from conftest import run_smoke  # noqa: E402
 from rdbench import Source, SquaredError  # noqa: E402
 from rdbench.registry import get_registry  # noqa: E402
+from rdbench.slopes import target_slope  # noqa: E402
 from rdbench.targets import Target  # noqa: E402
 from rdbench_plugins.ntc.block import BlockNTC, BlockSource  # noqa: E402
-from rdbench_plugins.ntc.codec import NTC  # noqa: E402
+from rdbench_plugins.ntc import codec as ntc_codec  # noqa: E402
+from rdbench_plugins.ntc.codec import NTC, WARM_RULE  # noqa: E402
 from rdbench_plugins.ntc.density import FactorizedDensity  # noqa: E402
 from rdbench_plugins.ntc.ecsq import ecsq_rate  # noqa: E402
-from rdbench_plugins.ntc.training import WARMUP_DENSITY_STEPS  # noqa: E402
+from rdbench_plugins.ntc.training import WARMUP_DENSITY_STEPS, train  # noqa: E402
 
 FAST = dict(steps=120, finetune_steps=30, density_steps=60, n_train=1024, n_val=256, batch_size=64, calibration_rounds=1)
 
@@ -179,10 +182,84 @@ def test_one_dimensional_gaussian_is_near_the_scalar_quantizer():
     assert codec.details()["overhead_percent"] < 2
 
 
-def test_cli_runs_ntc_and_block_ntc(tmp_path):
+def curve_points(codec, src, targets, n_test=1000):
+    """(target, details, distortion) after each yield of fit_curve, checking each decode."""
+    x = src.sample(n_test, 1, "test")
+    out = []
+    for target in codec.fit_curve(src, targets, 0):
+        message = codec.encode(x)
+        x_hat = codec.decode(message)
+        assert np.array_equal(x_hat, codec.reconstruct(x))
+        out.append((target, codec.details(), float(np.mean(src.distortion(x, x_hat)))))
+    return out
+
+
+CURVE = dict(FAST, steps=400, calibration_rounds=2)
+
+
+@pytest.mark.parametrize(
+    ("block", "texts"), [(False, ("R=1", "R=3", "R=2")), (True, ("R=1", "R=3"))], ids=["ntc", "block-ntc"]
+)
+def test_fit_curve_yields_each_target_once_fitted_for_it(block, texts):
+    src = source("gaussian", variances=[1.0, 0.5])
+    targets = [Target.parse(t).resolve(src) for t in texts]
+    codec = BlockNTC(block_size=2, **CURVE) if block else NTC(**CURVE)
+    points = curve_points(codec, src, targets)
+    assert [t for t, _, _ in points] == sorted(targets, key=lambda t: t.distortion)  # highest rate first
+    assert all(any(t is given for given in targets) for t, _, _ in points)  # the objects given
+    for target, _, distortion in points:
+        assert 0.7 * target.distortion < distortion < 1.4 * target.distortion, target
+
+
+def test_later_targets_warm_start_from_the_previous_fit(monkeypatch):
+    """Each later fit trains a copy of the previous trained model, for fewer main steps, from
+    the previous final lambda times the slope ratio."""
+    states = []  # (model, parameters on entry, parameters on exit) of each training
+
+    def recording_train(model, *args, **kwargs):
+        entry = {k: v.clone() for k, v in model.state_dict().items()}
+        log = train(model, *args, **kwargs)
+        states.append((model, entry, {k: v.clone() for k, v in model.state_dict().items()}))
+        return log
+
+    monkeypatch.setattr(ntc_codec, "train", recording_train)
+    src = source("gaussian", variances=[1.0, 0.5])
+    targets = [Target.parse(t).resolve(src) for t in ("R=3", "R=1", "slope=1")]
+    points = curve_points(NTC(warm_fraction=0.5, **FAST), src, targets, n_test=200)
+    for (model_before, _, trained), (model, entry, _) in zip(states, states[1:]):
+        assert model is not model_before
+        assert all(torch.equal(entry[k], trained[k]) for k in trained)
+    first = points[0][1]
+    assert first["warm_start"] is False and first["main_steps"] == FAST["steps"]
+    for (before, previous, _), (target, details, _) in zip(points, points[1:]):
+        assert details["warm_start"] is True and details["main_steps"] == FAST["steps"] // 2
+        assert details["steps"] == first["steps"] - FAST["steps"] + details["main_steps"]
+        if target.kind == "slope":
+            assert details["lambda_initial"] == details["lambda"] == 1.0
+        else:
+            ratio = target_slope(src, target).bits / target_slope(src, before).bits
+            assert details["lambda_initial"] == pytest.approx(previous["lambda"] * ratio, rel=1e-12)
+            assert details["lambda_rule"].startswith(WARM_RULE)
+    with pytest.raises(ValueError, match="warm_fraction"):
+        NTC(warm_fraction=0)
+
+
+def test_first_target_of_a_curve_is_fitted_as_fit_does():
+    src = source("gaussian", variances=[1.0, 0.3])
+    x = src.sample(300, 0, "test")
+    targets = [Target.parse(t).resolve(src) for t in ("R=1", "R=2")]
+    curve = NTC(**FAST)
+    next(curve.fit_curve(src, targets, 7))
+    assert curve.encode(x) == fitted(NTC(**FAST), src, "R=2", seed=7).encode(x)
+
+
+def test_cli_runs_ntc_and_block_ntc_as_curve_cells(tmp_path):
     cells = run_smoke(tmp_path / "run", "--sources", "gaussian-rcc", "--estimators", "none", "--codecs", "ntc,block-ntc")
-    assert len(cells) == 4 and all(c["status"] == "ok" and c["coding"] == "stream" for c in cells)
+    assert len(cells) == 2 and all(c["status"] == "ok" and c["coding"] == "stream" for c in cells)
     for cell in cells:
-        point = cell["points"][0]
-        assert point["bound"] == "operational" and math.isfinite(point["rate_bits"])
-        assert point["details"]["real_bits"] == pytest.approx(point["rate_bits"])
+        points = {p["target"]: p for p in cell["points"]}
+        assert sorted(points) == sorted(cell["spec"]["targets"]) == ["R=1", "R=2"]
+        for point in points.values():
+            assert point["bound"] == "operational" and math.isfinite(point["rate_bits"])
+            assert point["details"]["real_bits"] == pytest.approx(point["rate_bits"])
+        assert not points["R=2"]["details"]["warm_start"] and points["R=1"]["details"]["warm_start"]

@@ -13,10 +13,12 @@ from typing import Any
 #: several FC ones at the same M, so images get fewer steps and smaller batches (M = 4096
 #: suits rates up to ~6 bits at the read-out's 6-bit margin).
 NERD_BUDGETS = {"fc": {"max_steps": 4000, "m_train_max": 16384}, "conv": {"max_steps": 600, "m_train_max": 4096}}
-#: NTC's and block-NTC's step counts by the kind of realization.
+#: NTC's and block-NTC's step counts by the kind of realization, and the share of the main
+#: steps a warm-started fit along a curve trains (images keep all: their small budget does
+#: not move a model across the large rate steps of an image curve in fewer).
 NTC_BUDGETS = {
-    "vector": {"steps": 5000, "finetune_steps": 1000, "density_steps": 1000},
-    "image": {"steps": 1200, "finetune_steps": 300, "density_steps": 300},
+    "vector": {"steps": 5000, "finetune_steps": 1000, "density_steps": 1000, "warm_fraction": 0.4},
+    "image": {"steps": 1200, "finetune_steps": 300, "density_steps": 300, "warm_fraction": 1.0},
 }
 
 
@@ -27,7 +29,7 @@ def is_image(shape: tuple[int, ...]) -> bool:
 
 def with_budget(settings: Mapping[str, Any], budget: Mapping[str, int]) -> dict[str, Any]:
     """``settings`` with each key of ``budget`` that is None replaced by the budget's value."""
-    return {k: (int(budget[k]) if v is None and k in budget else v) for k, v in settings.items()}
+    return {k: (budget[k] if v is None and k in budget else v) for k, v in settings.items()}
 
 
 def resolve_nerd(settings: Mapping[str, Any], source: Any) -> dict[str, Any]:

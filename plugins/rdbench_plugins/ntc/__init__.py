@@ -3,7 +3,9 @@
 ``ntc`` codes each realization with learned transforms, integer rounding and a learned
 factorized density (Ballé et al. 2021); ``block-ntc`` does the same on blocks of B i.i.d.
 realizations (paper Sec. VI-A). Both range-code the evaluation set as one stream through
-:mod:`rdbench.entropy_coding`. This module only declares the records (no torch import).
+:mod:`rdbench.entropy_coding`. Both are curve codecs: one cell fits all targets of a source,
+each warm-started from the one before (``NTC.fit_curve``). This module only declares the
+records (no torch import).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ _DEFAULTS = {
     "density_steps": None,
     "quantization": "noise",
     "calibration_rounds": 3,
+    "warm_fraction": None,
     "tail_mass": 1e-6,
     "max_support": 4095,
     "precision": 16,
@@ -64,6 +67,7 @@ def rdbench_codecs() -> list[PluginRecord]:
             profiles=_PROFILES,
             resolve="rdbench_plugins.budgets:resolve_ntc",
             distortions=("squared_error", "absolute_error"),
+            curve=True,
         ),
         PluginRecord(
             name="block-ntc",
@@ -74,5 +78,6 @@ def rdbench_codecs() -> list[PluginRecord]:
             profiles=_PROFILES,
             resolve="rdbench_plugins.budgets:resolve_ntc",
             distortions=("squared_error", "absolute_error"),
+            curve=True,
         ),
     ]

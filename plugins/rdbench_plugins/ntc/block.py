@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -99,8 +100,19 @@ class BlockNTC(Codec):
     def fit(self, source: Source, target: Target, seed: int) -> None:
         """Train NTC on blocks for the per-realization ``target`` (B times its distortion per block)."""
         self.blocks = BlockSource(source, self.block_size)
+        self.ntc.fit(self.blocks, self._block_target(target), seed)
+
+    def fit_curve(self, source: Source, targets: Sequence[Target], seed: int) -> Iterator[Target]:
+        """:meth:`.codec.NTC.fit_curve` on blocks, yielding each per-realization target once fitted."""
+        self.blocks = BlockSource(source, self.block_size)
+        originals = {self._block_target(target): target for target in targets}
+        for block_target in self.ntc.fit_curve(self.blocks, list(originals), seed):
+            yield originals[block_target]
+
+    def _block_target(self, target: Target) -> Target:
+        """The target per block: B times the per-realization distortion (slopes unchanged)."""
         distortion = None if target.distortion is None else self.block_size * target.distortion
-        self.ntc.fit(self.blocks, dataclasses.replace(target, distortion=distortion), seed)
+        return dataclasses.replace(target, distortion=distortion)
 
     def _fitted(self) -> BlockSource:
         if self.blocks is None:

@@ -2,14 +2,17 @@
 
 fit: train the transforms and the factorized density on rate + lambda * distortion (see
 :mod:`.training` for how the target sets lambda), then build one quantized integer model
-per latent channel. encode: round the latents and range-code the whole evaluation set as
-one message (``stream`` coding) with :mod:`rdbench.entropy_coding`. decode: range-decode
-and synthesize. The reconstruction decode returns is bit for bit the one :meth:`NTC.reconstruct`
+per latent channel. fit_curve: the targets of a curve cell from the highest rate down, each
+after the first warm-started from the previous fit with fewer main steps. encode: round the
+latents and range-code the whole evaluation set as one message (``stream`` coding) with
+:mod:`rdbench.entropy_coding`. decode: range-decode and synthesize. The reconstruction decode returns is bit for bit the one :meth:`NTC.reconstruct`
 computes on the encoder's side.
 """
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,12 +21,12 @@ import torch
 
 from rdbench.entropy_coding import IntegerModel, decode_symbols, encode_symbols
 from rdbench.interfaces import Bits, Codec, Source
-from rdbench.slopes import target_slope
+from rdbench.slopes import Slope, target_slope
 from rdbench.targets import Target
-from rdbench_plugins._torch_common import seeded, torch_distortion
+from rdbench_plugins._torch_common import Distortion, seeded, torch_distortion
 from rdbench_plugins.budgets import NTC_BUDGETS, is_image, with_budget
 from rdbench_plugins.ntc.model import QUANTIZATIONS, NTCModel
-from rdbench_plugins.ntc.training import TrainingLog, initial_step, train
+from rdbench_plugins.ntc.training import START_FACTOR, TrainingLog, initial_step, train
 
 
 @dataclass(frozen=True)
@@ -46,9 +49,10 @@ class StreamStats:
         }
 
 
-#: Training steps by source kind where the settings leave them at None. Images get about a
-#: quarter of the vector steps: with the vector budget one ``digits`` cell took 160 s (ntc) and
-#: 400 s (block-ntc) on one CPU thread, with this one 27 s and 73 s (measured, default profile).
+#: lambda_rule of a warm-started fit along a curve (the slopes' rule follows in parentheses).
+WARM_RULE = "previous final lambda x slope ratio"
+
+
 class NTC(Codec):
     """Nonlinear transform coding; rates in bits per realization, one stream per evaluation set.
 
@@ -57,8 +61,10 @@ class NTC(Codec):
     (held-out training-split realizations for lambda calibration), latent / hidden (see
     :func:`.transforms.build_transforms`), quantization (``noise``: rate and synthesis on
     additive uniform noise; ``mixed``: synthesis on straight-through rounding instead),
-    calibration_rounds, tail_mass (probability outside each coding table's support, coded
-    by escape), max_support (integers per table), precision (bits of the quantized tables),
+    calibration_rounds, warm_fraction (main steps of each warm-started fit along a curve, as
+    a fraction of ``steps``; None: the source kind's, see :data:`~rdbench_plugins.budgets.NTC_BUDGETS`
+    and :meth:`fit_curve`), tail_mass (probability outside each
+    coding table's support, coded by escape), max_support (integers per table), precision (bits of the quantized tables),
     device (torch device for training). The three step counts left at None take the budget of
     the source's kind (:data:`rdbench_plugins.budgets.NTC_BUDGETS`; the runner fills them in at plan time).
     """
@@ -78,6 +84,7 @@ class NTC(Codec):
         hidden: int | None = None,
         quantization: str = "noise",
         calibration_rounds: int = 3,
+        warm_fraction: float | None = None,
         tail_mass: float = 1e-6,
         max_support: int = 4095,
         precision: int = 16,
@@ -85,6 +92,8 @@ class NTC(Codec):
     ) -> None:
         if quantization not in QUANTIZATIONS:
             raise ValueError(f"quantization must be one of {QUANTIZATIONS}, got {quantization!r}")
+        if warm_fraction is not None and not 0 < warm_fraction <= 1:
+            raise ValueError(f"warm_fraction must lie in (0, 1], got {warm_fraction!r}")
         if not 0 < tail_mass < 0.5:
             raise ValueError(f"tail_mass must lie in (0, 0.5), got {tail_mass!r}")
         if not 1 <= max_support < 2 ** (precision - 1):
@@ -99,12 +108,14 @@ class NTC(Codec):
             calibration_rounds=int(calibration_rounds),
         )
         self.n_train, self.n_val = int(n_train), int(n_val)
+        self.warm_fraction = None if warm_fraction is None else float(warm_fraction)
         self.latent, self.hidden = latent, hidden
         self.tail_mass, self.max_support, self.precision = float(tail_mass), int(max_support), int(precision)
         self.device = torch.device(device)
         self.model: NTCModel | None = None
         self.models: list[IntegerModel] = []
         self.log: TrainingLog | None = None
+        self.warm_start = False
         self.target_distortion: float | None = None
         self.validation_distortion: float | None = None
         self.stats: StreamStats | None = None
@@ -113,25 +124,79 @@ class NTC(Codec):
 
     def fit(self, source: Source, target: Target, seed: int) -> None:
         """Train on ``n_train`` realizations of the train split for ``target`` (resolved)."""
+        distortion, train_x, val_x = self._split(source, seed)
+        self._fit_fresh(source, target, seed, distortion, train_x, val_x, target_slope(source, target, val_x.cpu().numpy()))
+
+    def fit_curve(self, source: Source, targets: Sequence[Target], seed: int) -> Iterator[Target]:
+        """Fit each target (resolved) from the highest rate down, yielding it once fitted.
+
+        Targets are taken by decreasing slope |dR/dD| (:func:`rdbench.slopes.target_slope`).
+        The first is fitted as by :meth:`fit`. Each later one starts from a copy of the
+        previous target's model (transforms and density), at lambda = the previous final
+        lambda times slope(target) / slope(previous) (bits per unit distortion; a ``slope=``
+        target keeps its own), trains ``warm_fraction`` of ``steps`` main steps, calibrating
+        lambda as :func:`.training.train` does, then fine-tunes and fits the density as usual.
+        """
+        distortion, train_x, val_x = self._split(source, seed)
+        samples = val_x.cpu().numpy()
+        slopes = {target: target_slope(source, target, samples) for target in targets}
+        previous: tuple[Slope, TrainingLog] | None = None
+        for target in sorted(targets, key=lambda t: slopes[t].bits, reverse=True):
+            slope = slopes[target]
+            if previous is None:
+                log = self._fit_fresh(source, target, seed, distortion, train_x, val_x, slope)
+            else:
+                before, before_log = previous
+                lam, rule = slope.bits, slope.rule
+                if target.distortion is not None and before.bits > 0:
+                    lam, rule = before_log.lambda_final * slope.bits / before.bits, f"{WARM_RULE} ({slope.rule})"
+                steps = self._budget(source)
+                kind = "image" if is_image(tuple(source.shape)) else "vector"
+                fraction = self.warm_fraction or NTC_BUDGETS[kind]["warm_fraction"]
+                steps["steps"] = max(1, round(fraction * steps["steps"]))
+                self.model = copy.deepcopy(self._fitted())
+                log = self._train(target, seed, distortion, train_x, val_x, lam, rule, steps, warm_start=True)
+            previous = slope, log
+            yield target
+
+    def _split(self, source: Source, seed: int) -> tuple[Distortion, torch.Tensor, torch.Tensor]:
+        """(distortion, n_train training realizations, n_val validation realizations) of the train split."""
         distortion = torch_distortion(source.distortion.name, "NTC")
         data = source.sample(self.n_train + self.n_val, seed, "train")
         x = torch.as_tensor(np.asarray(data, dtype=np.float32), device=self.device)
-        train_x, val_x = x[: self.n_train], x[self.n_train :]
-        slope = target_slope(source, target, val_x.cpu().numpy())
-        lam, rule = slope.bits, slope.rule
-        step = initial_step(val_x, distortion, target.distortion, lam, source.distortion.name)
+        return distortion, x[: self.n_train], x[self.n_train :]
+
+    def _budget(self, source: Source) -> dict[str, int]:
+        """The three step counts, those left at None from the source kind's budget."""
+        return with_budget(self.steps, NTC_BUDGETS["image" if is_image(tuple(source.shape)) else "vector"])
+
+    def _fit_fresh(
+        self, source: Source, target: Target, seed: int, distortion: Distortion,
+        train_x: torch.Tensor, val_x: torch.Tensor, slope: Slope,
+    ) -> TrainingLog:
+        """A new model, its step from :func:`.training.initial_step`, trained for ``target``."""
+        step = initial_step(val_x, distortion, target.distortion, slope.bits, source.distortion.name)
         self.model = seeded(seed, lambda: NTCModel(tuple(source.shape), self.latent, self.hidden, step))
         self.model.to(self.device)
+        return self._train(target, seed, distortion, train_x, val_x, slope.bits, slope.rule, self._budget(source), warm_start=False)
+
+    def _train(
+        self, target: Target, seed: int, distortion: Distortion, train_x: torch.Tensor, val_x: torch.Tensor,
+        lam: float, rule: str, steps: dict[str, int], *, warm_start: bool,
+    ) -> TrainingLog:
+        """Train ``self.model`` from lambda ``lam`` (bits per unit distortion), then build the coding tables."""
+        model = self._fitted()
         generator = torch.Generator(device=self.device).manual_seed(seed)
         self.target_distortion = target.distortion
-        steps = with_budget(self.steps, NTC_BUDGETS["image" if is_image(tuple(source.shape)) else "vector"])
+        self.warm_start = warm_start
         self.log = train(
-            self.model, train_x, val_x, distortion, lam, rule, target.distortion, generator=generator,
-            **steps, **self.settings,
+            model, train_x, val_x, distortion, lam, rule, target.distortion, generator=generator,
+            start_factor=1.0 if warm_start else START_FACTOR, **steps, **self.settings,
         )
-        self.model.eval()
-        self.models = self.model.density.coding_models(self.tail_mass, self.max_support, self.precision)
-        self.validation_distortion = float(distortion(val_x, self.model.synthesize(self.model.quantize(val_x))).mean())
+        model.eval()
+        self.models = model.density.coding_models(self.tail_mass, self.max_support, self.precision)
+        self.validation_distortion = float(distortion(val_x, model.synthesize(model.quantize(val_x))).mean())
+        return self.log
 
     def _fitted(self) -> NTCModel:
         if self.model is None:
@@ -179,7 +244,8 @@ class NTC(Codec):
         return self.synthesize(torch.as_tensor(flat).reshape(flat.shape[0], *model.latent_shape))
 
     def details(self) -> dict[str, Any]:
-        """Lambda, training time and steps, and the last message's real and ideal bits per realization."""
+        """Lambda, training time and steps (whether warm-started along a curve), and the last
+        message's real and ideal bits per realization."""
         log = self.log
         out: dict[str, Any] = {}
         if log is not None:
@@ -194,6 +260,8 @@ class NTC(Codec):
                     "train_seconds": log.seconds,
                     "train_cpu_seconds": log.cpu_seconds,
                     "steps": log.steps,
+                    "main_steps": log.main_steps,
+                    "warm_start": self.warm_start,
                     "latent_shape": list(self._fitted().latent_shape),
                     "largest_table": max(m.size for m in self.models),
                 }

@@ -12,10 +12,13 @@ Target -> lambda:
   the high-rate one. A codec whose gap to R(D) is constant (as the entropy-coded scalar
   quantizer's is at high rate) has the same slope, so that lambda lands near the target at
   high rate. At low rate a scalar-quantizing codec needs a larger lambda
-  (its curve is flatter there), so training starts at START_FACTOR times it and
+  (its curve is flatter there), so training from scratch starts at START_FACTOR times it and
   ``calibration_rounds`` times multiplies lambda by (validation distortion / target), each
   time from the model trained so far. The final stretch of training (learning-rate decay)
   and the fine-tuning keep lambda fixed.
+* along a curve (:meth:`.codec.NTC.fit_curve`), a warm-started fit starts at the previous
+  target's final lambda times the ratio of the two targets' slopes, without START_FACTOR,
+  and calibrates from there.
 """
 
 from __future__ import annotations
@@ -84,6 +87,7 @@ class TrainingLog:
     lambda_final: float
     lambda_rule: str
     steps: int
+    main_steps: int
     seconds: float = 0.0
     cpu_seconds: float = 0.0
     calibration: list[tuple[float, float]] = field(default_factory=list)  # (lambda, validation D)
@@ -114,21 +118,23 @@ def train(
     quantization: Quantization,
     calibration_rounds: int,
     generator: torch.Generator,
+    start_factor: float = START_FACTOR,
 ) -> TrainingLog:
     """Adam on mean(rate_bits + lambda * distortion) over minibatches of ``train_x``.
 
     The density is first fitted to the initial model's latents (:func:`fit_density`).
     ``steps`` train everything with the ``quantization`` proxy (:func:`.optimize`). With a
-    target distortion, lambda is recalibrated ``calibration_rounds`` times, evenly over the
+    target distortion, training starts at ``start_factor`` times ``lam`` (bits per unit
+    distortion) and recalibrates lambda ``calibration_rounds`` times, evenly over the
     constant-learning-rate part; the learning-rate decay at the end keeps lambda fixed. Then,
     with the analysis fixed, ``finetune_steps`` train the synthesis on truly rounded latents
     and :func:`fit_density` fits the density to them.
     """
     clock = Clock()
-    log = TrainingLog(lam, lam, lambda_rule, steps + finetune_steps + density_steps + WARMUP_DENSITY_STEPS)
+    log = TrainingLog(lam, lam, lambda_rule, steps + finetune_steps + density_steps + WARMUP_DENSITY_STEPS, steps)
     rounds = calibration_rounds if target_distortion is not None else 0
     checkpoints = calibration_checkpoints(steps, rounds)
-    lam = lam * START_FACTOR if rounds else lam
+    lam = lam * start_factor if rounds else lam
     fit_density(model, train_x, WARMUP_DENSITY_STEPS)  # rates are right from the first step
     model.train()
 

@@ -193,7 +193,12 @@ def estimate(
             stored = [_stored_points(ResultStore(out), replace(spec, targets=g).cell_id) for g in groups]
             if all(s is not None for s in stored):
                 return [points for group in stored for points in group]
-    estimator = entry.create(fields["method_settings"])
+    return _estimate(entry, entry.create(fields["method_settings"]), source, targets, seed)
+
+
+def _estimate(entry: Any, estimator: Estimator, source: Source, targets: Sequence[Target], seed: int) -> list[list[RDPoint]]:
+    """One list of points per target: one ``curve`` call for a curve method, else one
+    ``estimate`` per target."""
     if entry.record.curve:
         return estimator.curve(source, list(targets), seed)
     return [estimator.estimate(source, target, seed) for target in targets]
@@ -262,10 +267,7 @@ def _run_cell(spec: CellSpec) -> dict[str, Any]:
         if spec.method_kind == "estimator":
             if not isinstance(method, Estimator):
                 raise CellError(f"estimator factory for {spec.method!r} returned {type(method).__name__}")
-            if entry.record.curve:
-                per_target = method.curve(source, targets, spec.seed)
-            else:
-                per_target = [method.estimate(source, targets[0], spec.seed)]
+            per_target = _estimate(entry, method, source, targets, spec.seed)
             if not isinstance(per_target, (list, tuple)) or len(per_target) != len(targets):
                 raise CellError(f"estimator {spec.method!r} returned {per_target!r}, not one list of points per target")
             for points in per_target:

@@ -60,10 +60,26 @@ def provenance() -> dict[str, Any]:
     }
 
 
+def _reset_peak_memory() -> None:
+    """Start this process's peak resident memory afresh (Linux), so that a worker that runs
+    one cell after another reports each cell's own peak."""
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+    except OSError:
+        pass  # elsewhere the peak is the process's so far
+
+
 def _peak_memory_mb() -> float:
-    # ru_maxrss is in kilobytes on Linux, bytes on macOS
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
+    """Peak resident memory since :func:`_reset_peak_memory` (Linux), else of the process, MiB."""
+    try:
+        with open("/proc/self/status") as handle:
+            line = next(line for line in handle if line.startswith("VmHWM:"))
+        return int(line.split()[1]) / 1024
+    except (OSError, StopIteration, ValueError, IndexError):
+        # ru_maxrss is in kilobytes on Linux, bytes on macOS
+        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
 
 
 def _cpu_seconds() -> float:
@@ -113,16 +129,41 @@ def evaluate_codec(codec: Codec, source: Source, target: Target, seed: int, n_te
 
 
 def evaluate_codec_curve(
-    codec: Codec, source: Source, targets: Sequence[Target], seed: int, n_test: int
+    codec: Codec,
+    source: Source,
+    targets: Sequence[Target],
+    seed: int,
+    n_test: int,
+    errors: dict[str, str] | None = None,
 ) -> list[list[RDPoint]]:
-    """:func:`evaluate_codec` at each target in turn, through :meth:`Codec.fit_curve`."""
-    points = {}
-    for target in codec.fit_curve(source, targets, seed):
-        points[target] = [_measure_codec(codec, source, seed, n_test)]
-    missing = [str(t) for t in targets if t not in points]
-    if missing:
-        raise CellError(f"fit_curve yielded no fit for {', '.join(missing)}")
-    return [points[t] for t in targets]
+    """:func:`evaluate_codec` at each target in turn, through :meth:`Codec.fit_curve`.
+
+    Without ``errors`` any failure raises. With it, a target whose measurement fails, or that
+    fit_curve never reached (it raised or stopped first), gets no points and its message in
+    ``errors`` (keyed by the target's text), and the targets measured are kept.
+    """
+    points: dict[Target, list[RDPoint]] = {}
+    try:
+        for target in codec.fit_curve(source, targets, seed):
+            try:
+                points[target] = [_measure_codec(codec, source, seed, n_test)]
+            except Exception as exc:
+                if errors is None:
+                    raise
+                errors[str(target)] = f"{type(exc).__name__}: {exc}"
+                points[target] = []
+    except Exception as exc:
+        if errors is None:
+            raise
+        reason = f"{type(exc).__name__}: {exc}"
+    else:
+        reason = "CellError: fit_curve yielded no fit for this target"
+    missing = [t for t in targets if t not in points]
+    if missing and errors is None:
+        raise CellError(f"fit_curve yielded no fit for {', '.join(map(str, missing))}")
+    for target in missing:
+        errors[str(target)] = reason  # type: ignore[index]  # errors is set here
+    return [points.get(t, []) for t in targets]
 
 
 def _measure_codec(codec: Codec, source: Source, seed: int, n_test: int) -> RDPoint:
@@ -243,6 +284,7 @@ def _run_cell(spec: CellSpec) -> dict[str, Any]:
     registry = get_registry()  # importing plugins is not this cell's time
     _import_factories(registry, spec)
     started = datetime.now(timezone.utc)
+    _reset_peak_memory()
     t0, c0 = time.perf_counter(), _cpu_seconds()
     result: dict[str, Any] = {
         "cell_id": spec.cell_id,
@@ -255,6 +297,7 @@ def _run_cell(spec: CellSpec) -> dict[str, Any]:
         "distortion_measure": None,
         "started_at": started.isoformat(),
     }
+    target_errors: dict[str, str] = {}
     try:
         entry = registry.get(spec.method_kind, spec.method)
         source = registry.get("source", spec.source).create(spec.source_settings)
@@ -277,10 +320,12 @@ def _run_cell(spec: CellSpec) -> dict[str, Any]:
             if not isinstance(method, Codec):
                 raise CellError(f"codec factory for {spec.method!r} returned {type(method).__name__}")
             if entry.record.curve:
-                per_target = evaluate_codec_curve(method, source, targets, spec.seed, spec.n_test)
+                per_target = evaluate_codec_curve(method, source, targets, spec.seed, spec.n_test, target_errors)
             else:
                 per_target = [[evaluate_codec(method, source, targets[0], spec.seed, spec.n_test)]]
             result["coding"] = method.coding
+        if target_errors and len(target_errors) == len(targets):
+            raise CellError("every target failed: " + "; ".join(f"{t}: {m}" for t, m in target_errors.items()))
         pairs = [(target, p) for target, points in zip(targets, per_target) for p in points]
         for _, p in pairs:
             if not isinstance(p, RDPoint):
@@ -291,6 +336,10 @@ def _run_cell(spec: CellSpec) -> dict[str, Any]:
             for name, blob in point.artifacts.items():
                 result["artifacts"][f"{i}-{name}"] = blob
                 record["details"].setdefault("artifacts", []).append(f"artifacts/{spec.cell_id}/{i}-{name}")
+        if target_errors:  # a curve cell whose other targets are kept; retried by the next run
+            result["status"] = "partial"
+            result["target_errors"] = target_errors
+            result["error"] = "; ".join(f"{t}: {m}" for t, m in target_errors.items())
     except BaseException as exc:  # noqa: BLE001 - a failing plugin (even sys.exit) must not stop the run
         if isinstance(exc, KeyboardInterrupt) and multiprocessing.parent_process() is None:
             raise  # the user stopped a serial run

@@ -217,8 +217,11 @@ def run(
     except (PluginError, PlanError, TargetError) as exc:
         raise click.ClickException(str(exc)) from None
 
+    by_method: dict[str, list[str]] = {}
     for source_name, method_name, reason in skipped:
-        click.echo(f"note: {method_name!r} {reason}; pair skipped", err=True)
+        by_method.setdefault(method_name, []).append(f"{source_name} ({reason})")
+    for method_name, pairs in by_method.items():
+        click.echo(f"note: {method_name!r} cannot run on {', '.join(pairs)}; pairs skipped", err=True)
     _check_writable(out)
     workers = workers or default_workers()
     timeout = cell_timeout if cell_timeout is not None else RUNNER_PROFILES[profile].cell_timeout

@@ -126,10 +126,12 @@ class SerialExecutor(Executor):
 class ProcessExecutor(Executor):
     """A local pool of worker processes (the default; ``--workers N``).
 
-    Each cell runs in a fresh process (so its peak memory is its own, and a crash or a
-    timeout kills only that cell), with its numerical libraries limited to
-    ``threads_per_worker`` threads. Processes are spawned, not forked: the pool's own
-    threads make fork unsafe, and a forked child could not use CUDA.
+    Workers run one cell after another, so that starting Python and importing torch and
+    the plugins is paid once per worker, not once per cell; a cell is a pure function of its
+    spec (its own seeded generators), and each reports its own peak memory. A crash or a
+    timeout kills only that worker, and the pool starts a fresh one. Numerical libraries are
+    limited to ``threads_per_worker`` threads. Processes are spawned, not forked: the pool's
+    own threads make fork unsafe, and a forked child could not use CUDA.
     """
 
     def __init__(self, workers: int, threads_per_worker: int | None = None) -> None:
@@ -146,7 +148,6 @@ class ProcessExecutor(Executor):
 
         with ProcessPool(
             max_workers=self.workers,
-            max_tasks=1,
             initializer=init_worker,
             initargs=(self.threads, os.getpid()),
             context=multiprocessing.get_context("spawn"),

@@ -41,7 +41,7 @@ SCHEMA: list[tuple[str, pa.DataType, str]] = [
     ("d_max", pa.float64(), "the source's D_max (null if unknown)"),
     ("coding", pa.string(), "codecs: one-shot | stream"),
     ("status", pa.string(), "ok | off_target (distortion over 1 % from target_distortion for estimators, 3 % for codecs) | not_converged | error"),
-    ("error", pa.string(), "the error message of a failed cell"),
+    ("error", pa.string(), "the error message of a failed cell, or of a failed target of a curve cell"),
     ("wall_seconds", pa.float64(), "wall time of the cell (the rows of a curve cell share it)"),
     ("cpu_seconds", pa.float64(), "CPU time of the cell's process (shared likewise)"),
     ("peak_memory_mb", pa.float64(), "peak resident memory of the process that ran the cell, MiB"),
@@ -105,7 +105,8 @@ def rows(result: dict[str, Any]) -> list[dict[str, Any]]:
     }
     if not result["points"]:
         return [base]
-    out = []
+    # the targets of a partial curve cell that failed: one error row each
+    out = [{**base, "target": t, "status": "error", "error": m} for t, m in (result.get("target_errors") or {}).items()]
     for point in result["points"]:
         row = dict(base)
         row.update({k: v for k, v in point.items() if k != "details"})

@@ -86,11 +86,11 @@ def format_rankings(frame: pd.DataFrame) -> str:
             text = table.to_string(index=False, na_rep="n/a", float_format=lambda v: f"{v:.4g}")
             parts.append("\n".join([f"-- {title} --", text, *table.attrs["notes"]]))
         blocks.append("\n\n".join(parts))
-    failed = frame[frame["status"] == "error"].drop_duplicates("cell_id")
+    failed = frame[frame["status"] == "error"].drop_duplicates(["cell_id", "target"])
     if len(failed):
         shown = failed[["source", "method", "target", "seed"]].assign(
             error=[str(e).splitlines()[0] if isinstance(e, str) and e else "" for e in failed["error"]])
-        blocks.append(f"{len(failed)} failed cell(s):\n" + shown.to_string(index=False, max_colwidth=100))
+        blocks.append(f"{len(failed)} failed cell(s) or target(s):\n" + shown.to_string(index=False, max_colwidth=100))
     rows = _labelled(frame)
     flagged = rows[rows["status"] != "ok"]
     counts = ", ".join(f"{status} {n}" for status, n in flagged["status"].value_counts().sort_index().items())

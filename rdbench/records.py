@@ -149,16 +149,16 @@ class PluginRecord:
         return checked
 
     def mismatch(self, source: PluginRecord) -> str | None:
-        """Why this method cannot run on ``source``, or None.
+        """Why this method cannot run on ``source`` (a few words about the source), or None.
 
         Their distortion measures must meet (empty on either side: any), and the source must
         declare every feature this method requires.
         """
         if self.distortions and source.distortions and not set(self.distortions) & set(source.distortions):
-            return f"does not handle the distortion measure of {source.name!r} ({', '.join(source.distortions)})"
+            return f"{' or '.join(source.distortions)} distortion"
         missing = [f for f in self.requires if f not in source.features]
         if missing:
-            return f"requires a source with {', '.join(missing)}, which {source.name!r} does not declare"
+            return f"no {', '.join(missing)} feature"
         return None
 
     def default_targets(self, profile: str) -> tuple[str, ...]:

@@ -430,9 +430,9 @@ def test_digits_end_to_end_while_other_datasets_are_absent(tmp_path, monkeypatch
                 f"run `rdbench data download {name} --data-dir {empty}`") in result.output
     table = pd.read_parquet(out / "leaderboard.parquet").sort_values("target")
     assert set(table["source"]) == {"digits"} and set(table["status"]) == {"ok"}
-    assert list(table["target"]) == ["D/Dmax=0.3", "D/Dmax=0.6"]
+    assert list(table["target"]) == ["D/Dmax=0.6"]
     assert table["d_max"].iloc[0] == pytest.approx(DigitsImages().d_max)
-    assert (table["distortion"] / table["d_max"]).tolist() == pytest.approx([0.3, 0.6], rel=1e-3)
+    assert (table["distortion"] / table["d_max"]).tolist() == pytest.approx([0.6], rel=1e-3)
     assert (table["rate_bits"] > 0).all() and table["rate_true_bits"].isna().all()
     assert (out / "plots" / "digits.png").stat().st_size > 1000
 

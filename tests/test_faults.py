@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 from packaging.utils import canonicalize_name
 
+from rdbench import leaderboard
 from rdbench import registry as registry_module
 from rdbench.cells import run_cell
 from rdbench.cli import main
@@ -282,3 +283,25 @@ def test_dask_runs_cells_longer_than_its_polling_interval(toy_plugins, tmp_path)
     specs = _planned("toy-slow", {"toy-slow": {"seconds": 2.5}})
     summary = execute(specs, ResultStore(tmp_path), DaskExecutor(workers=1), timeout=60, progress=False)
     assert summary.ok and summary.computed == 1
+
+
+@pytest.mark.parametrize("setting, kept", [("fail_at=1", [0, 2]), ("raise_at=2", [0, 1])])
+def test_a_failing_target_of_a_curve_cell_keeps_the_others(toy_plugins, tmp_path, setting, kept):
+    """A curve codec whose encoder fails at one target, or whose fit_curve raises before the
+    last, keeps the targets it measured; the failed ones are error rows and the run fails."""
+    out = tmp_path / "out"
+    args = ["run", "--sources", "toy-uniform", "--estimators", "none", "--codecs", "toy-curve-codec",
+            "--targets", "D=0.5,D=0.2,D=0.1", "--set", f"toy-curve-codec.{setting}", "--out", str(out),
+            "--executor", "serial", "--no-progress"]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 1, result.output
+    table = leaderboard.read(out)
+    targets = ["D=0.5", "D=0.2", "D=0.1"]
+    ok = table[table["status"] != "error"]
+    assert sorted(ok["target"]) == sorted(targets[i] for i in kept)
+    failed = table[table["status"] == "error"]
+    assert list(failed["target"]) == [t for i, t in enumerate(targets) if i not in kept]
+    assert failed["error"].str.contains("broke" if "fail" in setting else "cannot fit target 2").all()
+    # a partial cell is not done: the next run computes it again
+    again = CliRunner().invoke(main, args)
+    assert "0 already done, 1 computed" in again.output

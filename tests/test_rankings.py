@@ -178,7 +178,7 @@ def test_failed_cells_are_listed_and_excluded():
     lb = frame(*rows)
     assert list(tables(lb)["gauss"]["estimates"]["method"]) == ["ok-method"]
     text = format_rankings(lb)
-    assert "1 failed cell(s)" in text and "RuntimeError: boom" in text and "Traceback" not in text
+    assert "1 failed cell(s) or target(s)" in text and "RuntimeError: boom" in text and "Traceback" not in text
     assert "R=1,R=2" in text
     only_failed = tables(lb[lb["status"] == "error"])
     assert only_failed == {}

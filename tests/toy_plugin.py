@@ -59,11 +59,13 @@ class FixedRateQuantizer(Codec):
 class Misbehaving(Estimator):
     """An estimator that fails in the way ``mode`` says."""
 
-    def __init__(self, mode: str = "ok", seconds: float = 0.0) -> None:
-        self.mode, self.seconds = mode, seconds
+    def __init__(self, mode: str = "ok", seconds: float = 0.0, megabytes: int = 0) -> None:
+        self.mode, self.seconds, self.megabytes = mode, seconds, megabytes
 
     def estimate(self, source, target, seed):
         time.sleep(self.seconds)
+        if self.megabytes:
+            np.ones(self.megabytes * 2**17).sum()  # touched, so resident
         if self.mode == "raise":
             raise RuntimeError("boom from the toy estimator")
         if self.mode == "nan":
@@ -104,6 +106,28 @@ class Curve(Estimator):
                          details={"targets_in_call": len(targets)})] for target in targets]
 
 
+class CurveQuantizer(FixedRateQuantizer):
+    """A curve codec: more bits at each later target; its encoder fails at target ``fail_at``
+    (0-based), and fit_curve itself raises at ``raise_at``."""
+
+    def __init__(self, fail_at: int = -1, raise_at: int = -1) -> None:
+        super().__init__()
+        self.fail_at, self.raise_at, self.failing = fail_at, raise_at, False
+
+    def fit_curve(self, source, targets, seed):
+        for i, target in enumerate(targets):
+            if i == self.raise_at:
+                raise RuntimeError(f"cannot fit target {i}")
+            self.bits, self.failing = 2 + i, i == self.fail_at
+            self.fit(source, target, seed)
+            yield target
+
+    def encode(self, x):
+        if self.failing:
+            raise ValueError("the encoder broke")
+        return super().encode(x)
+
+
 @hookimpl
 def rdbench_sources():
     return [
@@ -127,6 +151,7 @@ def rdbench_estimators():
         PluginRecord("toy-negative", "returns a negative rate", "toy_plugin:make_misbehaving", defaults={"mode": "negative"}),
         PluginRecord("toy-slow", "sleeps", "toy_plugin:make_misbehaving", defaults={"seconds": 30.0}),
         PluginRecord("toy-derived", "toy-ok's points, read back when the run has them", "toy_plugin:Derived"),
+        PluginRecord("toy-hog", "holds memory for a moment", "toy_plugin:make_misbehaving", defaults={"megabytes": 400}),
         PluginRecord("toy-exit", "calls sys.exit", "toy_plugin:make_misbehaving", defaults={"mode": "exit"}),
         PluginRecord("toy-curve", "all targets in one call", "toy_plugin:Curve", curve=True),
     ]
@@ -140,4 +165,6 @@ def rdbench_codecs():
             "toy-quantizer-oneshot", "fixed-rate uniform scalar quantizer (one message per realization)",
             "toy_plugin:FixedRateQuantizer", defaults={"one_shot": True},
         ),
+        PluginRecord("toy-curve-codec", "a curve codec that can fail at one target", "toy_plugin:CurveQuantizer",
+                     defaults={"fail_at": -1, "raise_at": -1}, curve=True),
     ]

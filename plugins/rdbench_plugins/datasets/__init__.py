@@ -13,8 +13,11 @@ from rdbench import PluginRecord, hookimpl
 from rdbench_plugins.datasets.catalog import FASHION_MNIST, MNIST, SVHN
 
 _MODULE = "rdbench_plugins.datasets.sources"
+#: Smoke budgets check the plumbing (curve cells are checked on the analytic sources): images
+#: get one target, where the smoke NERD stays below its read-out's log2 M ceiling (at 0.3 it
+#: does not, and NERD-RCC refuses such a channel).
 _TARGETS = {
-    "smoke": ("D/Dmax=0.3", "D/Dmax=0.6"),
+    "smoke": ("D/Dmax=0.6",),
     "default": ("D/Dmax=0.2", "D/Dmax=0.4", "D/Dmax=0.6"),
     "paper": ("D/Dmax=0.1", "D/Dmax=0.2", "D/Dmax=0.3", "D/Dmax=0.4", "D/Dmax=0.6", "D/Dmax=0.8"),
 }

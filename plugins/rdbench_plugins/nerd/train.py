@@ -28,6 +28,7 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from rdbench_plugins._torch_common import adam
 from rdbench_plugins.nerd.dual import Workspace, channel_stats, solve_beta
 from rdbench_plugins.nerd.distances import Pairwise
 
@@ -165,7 +166,7 @@ class Trainer:
             raise ValueError("nerd: training needs either a distortion target or a fixed beta")
         s = self.settings
         t0 = time.perf_counter()
-        optimizer = torch.optim.Adam(self.generator.parameters(), lr=s.lr)
+        optimizer = adam(self.generator.parameters(), s.lr)
         average = AveragedModel(self.generator, multi_avg_fn=get_ema_multi_avg_fn(s.average_decay))
         lr, drops, stale, best, steps = s.lr, 0, 0, math.inf, 0
         goal = float(distortion if beta is None else beta)

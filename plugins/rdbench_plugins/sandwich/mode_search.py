@@ -11,6 +11,12 @@ training may climb only from the ``starts`` centroids where c is largest.
 
 Everything is in the log domain: log c(y) = logsumexp_i(log_weights_i - lam ||x_i - y||^2)
 (nats, not normalized by k). lam is in nats per unit of squared distance.
+
+Double-precision searches climb in two stages (:func:`mean_shift`): in single precision, about
+the centroids' mean, to a coarse tolerance (most of the iterations, at half the cost each),
+then in double precision to the requested tolerance from one start per distinct end point
+(the starts that climbed to the same mode are polished once), so the values and the stopping
+rule are double precision's.
 """
 
 from __future__ import annotations
@@ -96,7 +102,47 @@ def _climb(
     return y, value, iterations, moving.numel() == 0
 
 
+#: Tolerance (kernel widths) of the single-precision stage of a double-precision search.
+COARSE_TOLERANCE = 1e-3
+#: End points of the coarse stage closer than this many kernel widths (on a grid) are one start
+#: of the fine stage: two modes that close differ in log c by about lam d^2 <= 1e-6 nats.
+MERGE_WIDTHS = 1e-3
+
+
 def mean_shift(
+    y: torch.Tensor, x: torch.Tensor, log_weights: torch.Tensor, lam: float, max_iterations: int, tolerance: float
+) -> tuple[torch.Tensor, torch.Tensor, int, bool]:
+    """Climb from each row of y (n, dims): (end points (n, dims), log c there (n,), iterations
+    of the slowest start, whether every start converged), in the precision of x.
+
+    Double-precision inputs climb first in single precision, about the centroids' mean, to
+    :data:`COARSE_TOLERANCE` (if tolerance is finer), then from one row per group of end
+    points within :data:`MERGE_WIDTHS` of each other in double precision (:func:`_mean_shift`);
+    every row of a group gets its representative's end point and value. Iterations are those of
+    both stages; convergence is the double-precision stage's.
+    """
+    if x.dtype != torch.float64 or tolerance >= COARSE_TOLERANCE:
+        return _mean_shift(y, x, log_weights, lam, max_iterations, tolerance)
+    center = x.mean(0)
+    coarse, _, first, _ = _mean_shift(
+        (y - center).float(), (x - center).float(), log_weights.float(), lam, max_iterations, COARSE_TOLERANCE
+    )
+    grid = torch.round(coarse.double() * (math.sqrt(lam) / MERGE_WIDTHS))
+    _, group, representative = _first_of_groups(grid)
+    ends, values, second, converged = _mean_shift(coarse[representative].double() + center, x, log_weights, lam,
+                                                  max_iterations, tolerance)
+    return ends[group], values[group], first + second, converged
+
+
+def _first_of_groups(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(distinct rows, the group of each row (n,), the first row of each group (groups,))."""
+    distinct, group = torch.unique(rows, dim=0, return_inverse=True)
+    first = torch.full((distinct.shape[0],), rows.shape[0], dtype=torch.long)
+    first.scatter_reduce_(0, group, torch.arange(rows.shape[0]), reduce="amin")
+    return distinct, group, first
+
+
+def _mean_shift(
     y: torch.Tensor, x: torch.Tensor, log_weights: torch.Tensor, lam: float, max_iterations: int, tolerance: float
 ) -> tuple[torch.Tensor, torch.Tensor, int, bool]:
     """Climb from each row of y (n, dims): (end points (n, dims), log c there (n,), iterations

@@ -21,7 +21,8 @@ from rdbench_plugins._conv import ConvDown, ConvUp  # noqa: E402
 from rdbench_plugins._torch_common import LinearPlusMLP  # noqa: E402
 from rdbench_plugins.sandwich import upper as upper_module  # noqa: E402
 from rdbench_plugins.sandwich.lower import LEARNED, SandwichLower, batch_statistics  # noqa: E402
-from rdbench_plugins.sandwich.mode_search import global_mode, log_mixture  # noqa: E402
+from rdbench_plugins.sandwich.mode_search import _mean_shift, global_mode, log_mixture, mean_shift  # noqa: E402
+from rdbench_plugins._torch_common import WARM_RULE  # noqa: E402
 from rdbench_plugins.sandwich.upper import SandwichUpper  # noqa: E402
 
 UPPER_SMOKE = dict(steps=400, n_train=4096, n_val=1024, n_test=4096, hidden=32)
@@ -101,6 +102,22 @@ def test_mode_search_beats_a_fine_grid_on_random_mixtures(seed):
     assert float(quick.log_value) <= float(mode.log_value) + 1e-12
 
 
+@pytest.mark.parametrize("dims, lam", [(2, 0.5), (2, 20.0), (10, 0.3), (10, 3.0)])
+def test_the_two_precision_search_finds_every_mode_the_plain_one_finds(dims, lam):
+    """The single-precision climb with merged paths, then the double-precision polish, ends at
+    the same modes as climbing every start in double precision (values within 1e-8 nats)."""
+    g = torch.Generator().manual_seed(dims)
+    x = torch.randn(512, dims, generator=g, dtype=torch.float64) * torch.linspace(2, 0.2, dims, dtype=torch.float64)
+    log_w = torch.randn(512, generator=g, dtype=torch.float64)
+    ends, values, _, converged = mean_shift(x, x, log_w, lam, 2000, 1e-4)
+    plain_ends, plain_values, _, plain_converged = _mean_shift(x, x, log_w, lam, 2000, 1e-4)
+    assert converged and plain_converged and ends.dtype == torch.float64
+    assert float(values.max()) == pytest.approx(float(plain_values.max()), abs=1e-8)
+    # almost every start ends at the mode it climbs to in double precision (a start near a
+    # ridge between two basins may fall to the other side)
+    assert float(((values - plain_values).abs() > 1e-6).double().mean()) <= 0.01
+
+
 def test_an_unconverged_mode_search_is_an_error():
     g = torch.Generator().manual_seed(0)
     x = torch.randn(1, 64, 2, generator=g, dtype=torch.float64)
@@ -149,6 +166,22 @@ def test_upper_bound_calibrates_lambda_without_exact_rd():
     assert point.distortion == pytest.approx(0.5, rel=0.15)
 
 
+def test_upper_bound_curve_warm_starts_each_target_from_the_previous_model():
+    """Along a curve the highest rate is fitted first; the next starts from its model with
+    warm_fraction of the steps and its calibrated lambda times the slope ratio, and still
+    calibrates onto its own target."""
+    estimator = SandwichUpper(**UPPER_SMOKE)
+    targets = [Target.parse("D=0.5"), Target.parse("D=0.25")]
+    (low_rate,), (high_rate,) = estimator.curve(PlainGaussian(), targets, seed=0)
+    assert not high_rate.details["warm_start"] and low_rate.details["warm_start"]
+    assert low_rate.details["steps"] == round(0.4 * UPPER_SMOKE["steps"])
+    assert low_rate.details["lambda_rule"] == f"{WARM_RULE} ({GAUSSIAN})"
+    slope_ratio = 0.25 / 0.5  # the samples' Gaussian R(D) slopes |dR/dD| go as 1/D
+    assert low_rate.details["lambda_initial_bits"] == pytest.approx(high_rate.details["lambda_bits"] * slope_ratio, rel=1e-6)
+    assert low_rate.distortion == pytest.approx(0.5, rel=0.15) and high_rate.distortion == pytest.approx(0.25, rel=0.15)
+    assert low_rate.rate_bits < high_rate.rate_bits
+
+
 class NaNSource(Source):
     shape = (2,)
     distortion = SquaredError()
@@ -169,9 +202,15 @@ def test_nan_is_an_error_not_a_number(kind):
 def test_cli_smoke_run(tmp_path):
     out = tmp_path / "out"
     cells = run_smoke(out, "--sources", "gaussian", "--estimators", "sandwich-upper,sandwich-lower", "--codecs", "none")
-    assert len(cells) == 4 and all(c["status"] == "ok" for c in cells)
-    bounds = sorted(c["points"][0]["bound"] for c in cells)
+    # both bounds are curve methods: one cell each holds both targets, from the highest rate down
+    assert len(cells) == 2 and all(c["status"] == "ok" for c in cells)
+    bounds = sorted(p["bound"] for c in cells for p in c["points"])
     assert bounds == ["lower", "lower", "upper", "upper"]
+    for cell in cells:
+        warm = {p["target"]: p["details"]["warm_start"] for p in cell["points"]}
+        assert warm == {"R=2": False, "R=1": True}
+        steps = {p["target"]: p["details"]["steps"] for p in cell["points"]}
+        assert steps["R=1"] == round(0.4 * steps["R=2"])
 
 
 class ConstantImages(Source):

@@ -23,7 +23,7 @@ from rdbench.entropy_coding import IntegerModel, decode_symbols, encode_symbols
 from rdbench.interfaces import Bits, Codec, Source
 from rdbench.slopes import Slope, target_slope
 from rdbench.targets import Target
-from rdbench_plugins._torch_common import Distortion, seeded, torch_distortion
+from rdbench_plugins._torch_common import WARM_RULE, Distortion, seeded, torch_distortion, warm_lambda
 from rdbench_plugins.budgets import NTC_BUDGETS, is_image, with_budget
 from rdbench_plugins.ntc.model import QUANTIZATIONS, NTCModel
 from rdbench_plugins.ntc.training import START_FACTOR, TrainingLog, initial_step, train
@@ -47,10 +47,6 @@ class StreamStats:
             "overhead_percent": 100.0 * (self.real_bits / self.ideal_bits - 1) if self.ideal_bits > 0 else None,
             "escapes": self.escapes,
         }
-
-
-#: lambda_rule of a warm-started fit along a curve (the slopes' rule follows in parentheses).
-WARM_RULE = "previous final lambda x slope ratio"
 
 
 class NTC(Codec):
@@ -149,7 +145,7 @@ class NTC(Codec):
                 before, before_log = previous
                 lam, rule = slope.bits, slope.rule
                 if target.distortion is not None and before.bits > 0:
-                    lam, rule = before_log.lambda_final * slope.bits / before.bits, f"{WARM_RULE} ({slope.rule})"
+                    lam, rule = warm_lambda(before_log.lambda_final, before.bits, slope.bits), f"{WARM_RULE} ({slope.rule})"
                 steps = self._budget(source)
                 kind = "image" if is_image(tuple(source.shape)) else "vector"
                 fraction = self.warm_fraction or NTC_BUDGETS[kind]["warm_fraction"]

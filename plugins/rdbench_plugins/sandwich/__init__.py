@@ -8,10 +8,11 @@ function u (and, for a source without an exact R(D), the slope lambda) and repor
 lower-bound line R_L(D) = intercept - lambda D, clipped at 0 (:mod:`.lower`). This module only
 declares the records (no torch import).
 
-Default-profile budgets are sized so that a cell on the 8 x 8 digits takes under a minute on
-one CPU thread (measured, OMP_NUM_THREADS=1: upper 44-52 s, lower 35-42 s per target):
-``sandwich-upper`` batches of 128 and 32 conv channels for images, ``sandwich-lower`` 1000
-steps.
+Both are curve methods: one cell per source holds all its targets, each after the first
+warm-started from the previous target's network with ``warm_fraction`` of the steps
+(``benchmarks/sandwich_curve.py`` compares them with separate fits). Default-profile budgets
+keep a digits target near a minute on one CPU thread: ``sandwich-upper`` batches of 128 and 32
+conv channels for images, ``sandwich-lower`` 1000 steps.
 """
 
 from __future__ import annotations
@@ -45,8 +46,10 @@ def rdbench_estimators() -> list[PluginRecord]:
                 "layers": 2,
                 "components": 8,
                 "calibration_rounds": 3,
+                "warm_fraction": 0.4,
                 "device": "cpu",
             },
+            curve=True,
             profiles={
                 "smoke": {"steps": 400, "n_train": 4096, "n_val": 1024, "n_test": 4096, "hidden": 32},
                 "paper": {"steps": 30_000, "batch_size": 512, "lr": 1e-3, "n_train": 200_000, "n_test": 100_000},
@@ -77,8 +80,10 @@ def rdbench_estimators() -> list[PluginRecord]:
                 "max_iterations": 2000,
                 "tolerance": 1e-4,
                 "lambda_lr": 0.05,
+                "warm_fraction": 0.4,
                 "device": "cpu",
             },
+            curve=True,
             profiles={
                 "smoke": {"steps": 200, "k": 256, "train_k": 256, "n_train": 4096, "eval_batches": 20, "alpha_batches": 5},
                 "paper": {

@@ -48,6 +48,11 @@ data, so the evaluation at the final lam is the same unbiased estimate as for a 
 Details: ``lambda_rule`` ("learned (high-rate start)" when learned), ``lambda_initial_bits``
 and the final ``lambda_bits``.
 
+Along a curve (:meth:`SandwichLower.curve`, one cell for all of a source's targets) the targets
+are trained from the steepest slope down, each after the first from a copy of the previous log u
+with ``warm_fraction`` of the steps (a learned lambda starting at the previous final lambda
+times the ratio of the two targets' slopes). Test batches are the same for every target.
+
 Which D the line is evaluated at: the target distortion, or for ``slope=`` targets the
 tangent point (:func:`rdbench.slopes.tangent_distortion`). The line is
 R_L(D) = intercept - lam D (``line_rate_bits`` in the details); since R(D) >= 0 as well, the
@@ -59,16 +64,18 @@ only there.
 
 from __future__ import annotations
 
+import copy
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from rdbench.interfaces import Estimator, RDPoint, Source
-from rdbench.slopes import HIGH_RATE, LN2, tangent_distortion, target_slope
+from rdbench.slopes import HIGH_RATE, LN2, Slope, tangent_distortion, target_slope
 from rdbench.targets import Target
-from rdbench_plugins._torch_common import LinearPlusMLP, optimize, require_finite, seeded
+from rdbench_plugins._torch_common import LinearPlusMLP, optimize, require_finite, seeded, warm_lambda
 from rdbench_plugins.sandwich.common import MeanSE, check_settings, samples, timed
 from rdbench_plugins.sandwich.mode_search import global_mode, mean_shift
 
@@ -143,7 +150,8 @@ class SandwichLower(Estimator):
     alpha_batches (independent test-split batches for the estimate and for alpha),
     max_iterations / tolerance (mean-shift; tolerance in kernel widths 1/sqrt(lam)),
     lambda_lr (Adam learning rate of log lambda when lambda is learned; see the module
-    docstring), device (torch device).
+    docstring), warm_fraction (the share of ``steps`` a warm-started fit along a curve
+    trains), device (torch device).
     """
 
     def __init__(
@@ -162,6 +170,7 @@ class SandwichLower(Estimator):
         max_iterations: int = 2000,
         tolerance: float = 1e-4,
         lambda_lr: float = 0.05,
+        warm_fraction: float = 0.4,
         device: str = "cpu",
     ) -> None:
         check_settings(
@@ -173,8 +182,11 @@ class SandwichLower(Estimator):
                 "eval_batches": (eval_batches, 2), "alpha_batches": (alpha_batches, 1),
                 "max_iterations": (max_iterations, 1),
             },
-            positive={"lr": lr, "tolerance": tolerance, "lambda_lr": lambda_lr},
+            positive={"lr": lr, "tolerance": tolerance, "lambda_lr": lambda_lr, "warm_fraction": warm_fraction},
         )
+        if warm_fraction > 1:
+            raise ValueError(f"sandwich-lower: warm_fraction must be at most 1, got {warm_fraction!r}")
+        self.warm_fraction = float(warm_fraction)
         if not train_k <= min(k, n_train):
             raise ValueError(f"sandwich-lower: train_k ({train_k}) must be at most k ({k}) and n_train ({n_train})")
         self.steps, self.k, self.train_k = int(steps), int(k), int(train_k)
@@ -187,23 +199,52 @@ class SandwichLower(Estimator):
         self.device = torch.device(device)
 
     def estimate(self, source: Source, target: Target, seed: int) -> list[RDPoint]:
+        return self.curve(source, [target], seed)[0]
+
+    def curve(self, source: Source, targets: Sequence[Target], seed: int) -> list[list[RDPoint]]:
+        """One point per target (in the order given), trained from the steepest slope down,
+        each after the first warm-started from the previous log u (and learned slope) with
+        ``warm_fraction`` of the steps. The evaluation is the same unbiased estimate whatever
+        u is, so a warm start can change only how tight the bound is."""
         if source.distortion.name != "squared_error":
             raise ValueError(
                 f"sandwich-lower needs squared_error distortion (its mode search over y is exact only "
                 f"there); this source uses {source.distortion.name!r}"
             )
-        target = target.resolve(source)
-        slope = target_slope(source, target)
+        resolved = [t.resolve(source) for t in targets]
+        slopes = [target_slope(source, t) for t in resolved]
+        dims = math.prod(source.shape)
+        train_x = samples(source, self.n_train, seed, "train", self.device, torch.float32)
+        batches = self.alpha_batches + self.eval_batches
+        test_x = samples(source, batches * self.k, seed, "test", self.device, torch.float64).reshape(batches, self.k, dims)
+        points: dict[int, RDPoint] = {}
+        previous: tuple[torch.nn.Module, Slope, float] | None = None
+        for i in sorted(range(len(resolved)), key=lambda i: slopes[i].bits, reverse=True):
+            point, log_u, lam = self._fit(source, resolved[i], slopes[i], seed, train_x, test_x, previous)
+            points[i], previous = point, (log_u, slopes[i], lam)
+        return [[points[i]] for i in range(len(resolved))]
+
+    def _fit(
+        self, source: Source, target: Target, slope: Slope, seed: int, train_x: torch.Tensor, test_x: torch.Tensor,
+        previous: tuple[torch.nn.Module, Slope, float] | None,
+    ) -> tuple[RDPoint, torch.nn.Module, float]:
+        """(the point, the trained log u, its slope lambda in nats per unit distortion)."""
         if target.distortion is not None:
             distortion, distortion_rule = float(target.distortion), "target"
         else:
             distortion, distortion_rule = tangent_distortion(source, slope)
         dims = math.prod(source.shape)
         learn = slope.rule == HIGH_RATE  # no trustworthy slope: learn it at the target distortion
-        log_lam = torch.nn.Parameter(torch.tensor(math.log(slope.nats), device=self.device))
-
-        train_x = samples(source, self.n_train, seed, "train", self.device, torch.float32)
-        log_u = seeded(seed, lambda: LinearPlusMLP(dims, 1, self.hidden, self.layers, identity=False)).to(self.device)
+        lam_start, lam_start_bits = slope.nats, slope.bits
+        if previous is None:
+            log_u = seeded(seed, lambda: LinearPlusMLP(dims, 1, self.hidden, self.layers, identity=False)).to(self.device)
+            steps = self.steps
+        else:
+            log_u, steps = copy.deepcopy(previous[0]), max(1, round(self.warm_fraction * self.steps))
+            if learn:
+                lam_start = warm_lambda(previous[2], previous[1].nats, slope.nats)
+                lam_start_bits = lam_start / LN2
+        log_lam = torch.nn.Parameter(torch.tensor(math.log(lam_start), device=self.device))
         generator = torch.Generator(device=self.device).manual_seed(seed)
 
         def loss_at(step: int) -> torch.Tensor:
@@ -222,14 +263,12 @@ class SandwichLower(Estimator):
             groups.append({"params": [log_lam], "lr": self.lambda_lr})
         timings: dict[str, float] = {}
         with timed(timings, "train"):
-            optimize(groups, loss_at, steps=self.steps, lr=self.lr, what="sandwich-lower")
+            optimize(groups, loss_at, steps=steps, lr=self.lr, what="sandwich-lower")
         lam = float(log_lam.detach().exp()) if learn else slope.nats
         require_finite("sandwich-lower: the learned slope lambda", lam)
         lam_bits = lam / LN2 if learn else slope.bits
         with timed(timings, "eval"):
-            batches, a = self.alpha_batches + self.eval_batches, self.alpha_batches
-            test_x = samples(source, batches * self.k, seed, "test", self.device, torch.float64)
-            test_x = test_x.reshape(batches, self.k, dims)
+            a = self.alpha_batches
             with torch.no_grad():
                 test_log_u = log_u(test_x.float()).squeeze(-1).double()
             require_finite("sandwich-lower: log u on the test batches", test_log_u)
@@ -244,8 +283,9 @@ class SandwichLower(Estimator):
         line = intercept_bits - offset
         details: dict[str, Any] = {
             "lambda_bits": lam_bits,
-            "lambda_initial_bits": slope.bits,
+            "lambda_initial_bits": lam_start_bits,
             "lambda_rule": LEARNED if learn else slope.rule,
+            "warm_start": previous is not None,
             "line_rate_bits": line,
             "distortion_rule": distortion_rule,
             "intercept_bits": intercept_bits,
@@ -261,10 +301,10 @@ class SandwichLower(Estimator):
             "eval_batches": self.eval_batches,
             "alpha_batches": self.alpha_batches,
             "mode_search_iterations": max(stats.iterations, alpha_stats.iterations),
-            "steps": self.steps,
+            "steps": steps,
             **timings,
         }
-        return [
+        return (
             RDPoint(  # R(D) >= 0 too: the line is clipped at 0
                 rate_bits=max(line, 0.0),
                 distortion=distortion,
@@ -273,5 +313,7 @@ class SandwichLower(Estimator):
                 rate_upper_bits=max(line + 2 * se_bits, 0.0),
                 rate_ceiling_bits=max(math.log2(self.k) - offset, 0.0),
                 details=details,
-            )
-        ]
+            ),
+            log_u,
+            lam,
+        )

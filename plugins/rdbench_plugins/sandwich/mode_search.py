@@ -13,10 +13,10 @@ Everything is in the log domain: log c(y) = logsumexp_i(log_weights_i - lam ||x_
 (nats, not normalized by k). lam is in nats per unit of squared distance.
 
 Double-precision searches climb in two stages (:func:`mean_shift`): in single precision, about
-the centroids' mean, to a coarse tolerance (most of the iterations, at half the cost each),
-then in double precision to the requested tolerance from one start per distinct end point
-(the starts that climbed to the same mode are polished once), so the values and the stopping
-rule are double precision's.
+the centroids' mean, to a coarse tolerance (most of the iterations, at half the cost each;
+climbs that meet on the way go on as one), then in double precision to the requested
+tolerance from one start per distinct end point (the starts that climbed to the same mode are
+polished once), so the values and the stopping rule are double precision's.
 """
 
 from __future__ import annotations
@@ -63,7 +63,13 @@ class _Mixture:
         return torch.cat([torch.logsumexp(self._logits(rows), -1) for rows in y.split(_ROWS)])
 
     def value_and_mean(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(log c(y) (n,), m(y) (n, dims)) for y (n, dims), n <= a few hundred."""
+        """(log c(y) (n,), m(y) (n, dims)) for y (n, dims)."""
+        if y.shape[0] <= _ROWS:
+            return self._value_and_mean(y)
+        parts = [self._value_and_mean(rows) for rows in y.split(_ROWS)]
+        return torch.cat([v for v, _ in parts]), torch.cat([m for _, m in parts])
+
+    def _value_and_mean(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self._logits(y)
         top = logits.amax(-1, keepdim=True)
         p = logits.sub_(top).exp_()
@@ -77,10 +83,15 @@ def log_mixture(y: torch.Tensor, x: torch.Tensor, log_weights: torch.Tensor, lam
 
 
 def _climb(
-    y: torch.Tensor, mixture: _Mixture, max_iterations: int, tolerance: float
+    y: torch.Tensor, mixture: _Mixture, max_iterations: int, tolerance: float, merge: float | None = None
 ) -> tuple[torch.Tensor, torch.Tensor, int, bool]:
-    """Over-relaxed mean-shift from the rows of y (n, dims): (end points, log c there, iterations, converged)."""
+    """Over-relaxed mean-shift from the rows of y (n, dims): (end points, log c there, iterations, converged).
+
+    merge: moving rows that meet in one cell of a grid this many kernel widths wide go on as
+    one (the first), and the others end where it ends.
+    """
     y = y.clone()
+    leader = torch.arange(y.shape[0], device=y.device)
     value, mean = mixture.value_and_mean(y)
     eta = torch.ones(y.shape[0], dtype=y.dtype, device=y.device)
     scale = math.sqrt(mixture.lam)
@@ -99,12 +110,21 @@ def _climb(
         y[moving], value[moving], mean[moving] = candidate, after, after_mean
         eta[moving] = torch.where(accept, (2 * relax).clamp_max(_MAX_RELAXATION), torch.ones_like(relax))
         moving = moving[scale * (after_mean - candidate).norm(dim=-1) > tolerance]
-    return y, value, iterations, moving.numel() == 0
+        if merge is not None and moving.numel() > 1:
+            _, group, first = _first_of_groups(torch.round(y[moving] * (scale / merge)))
+            leader[moving] = moving[first[group]]
+            moving = moving[first].sort().values
+    while not bool((leader[leader] == leader).all()):  # a leader that later followed another
+        leader = leader[leader]
+    return y[leader], value[leader], iterations, moving.numel() == 0
 
 
 #: Tolerance (kernel widths) of the single-precision stage of a double-precision search.
 COARSE_TOLERANCE = 1e-3
-#: End points of the coarse stage closer than this many kernel widths (on a grid) are one start
+#: In the single-precision stage, climbs that meet in one grid cell this many kernel widths
+#: wide go on as one (the starts of a mode's basin meet on their way up to it).
+PATH_MERGE_WIDTHS = 1e-2
+#: End points of the coarse stage in one grid cell this many kernel widths wide are one start
 #: of the fine stage: two modes that close differ in log c by about lam d^2 <= 1e-6 nats.
 MERGE_WIDTHS = 1e-3
 
@@ -116,16 +136,18 @@ def mean_shift(
     of the slowest start, whether every start converged), in the precision of x.
 
     Double-precision inputs climb first in single precision, about the centroids' mean, to
-    :data:`COARSE_TOLERANCE` (if tolerance is finer), then from one row per group of end
-    points within :data:`MERGE_WIDTHS` of each other in double precision (:func:`_mean_shift`);
+    :data:`COARSE_TOLERANCE` (if tolerance is finer), climbs that meet within
+    :data:`PATH_MERGE_WIDTHS` going on as one, then from one row per group of end points
+    within :data:`MERGE_WIDTHS` of each other in double precision (:func:`_mean_shift`);
     every row of a group gets its representative's end point and value. Iterations are those of
     both stages; convergence is the double-precision stage's.
     """
     if x.dtype != torch.float64 or tolerance >= COARSE_TOLERANCE:
         return _mean_shift(y, x, log_weights, lam, max_iterations, tolerance)
     center = x.mean(0)
-    coarse, _, first, _ = _mean_shift(
-        (y - center).float(), (x - center).float(), log_weights.float(), lam, max_iterations, COARSE_TOLERANCE
+    coarse, _, first, _ = _climb(
+        (y - center).float(), _Mixture((x - center).float(), log_weights.float(), lam), max_iterations,
+        COARSE_TOLERANCE, merge=PATH_MERGE_WIDTHS,
     )
     grid = torch.round(coarse.double() * (math.sqrt(lam) / MERGE_WIDTHS))
     _, group, representative = _first_of_groups(grid)
@@ -155,14 +177,7 @@ def _mean_shift(
     step sqrt(lam) ||m(y) - y|| (the gradient of log c, in kernel widths 1/sqrt(lam)) is at
     most ``tolerance``; only the moving starts are updated.
     """
-    mixture = _Mixture(x, log_weights, lam)
-    climbs = [_climb(rows, mixture, max_iterations, tolerance) for rows in y.split(_ROWS)]
-    return (
-        torch.cat([c[0] for c in climbs]),
-        torch.cat([c[1] for c in climbs]),
-        max(c[2] for c in climbs),
-        all(c[3] for c in climbs),
-    )
+    return _climb(y, _Mixture(x, log_weights, lam), max_iterations, tolerance)
 
 
 @torch.no_grad()

@@ -20,21 +20,30 @@ samples' Gaussian R(D) slope (squared error) or the high-rate slope, and
 ``calibration_rounds`` rescalings lambda <- lambda D_val / D_target on validation data, evenly
 over the constant-learning-rate part of training. The cell reports the distortion the model
 reaches, which is near but not exactly the target.
+
+Along a curve (:meth:`SandwichUpper.curve`, one cell for all of a source's targets) the
+targets are fitted from the steepest slope (highest rate) down: the first as above, each later
+one from a copy of the previous target's model, with ``warm_fraction`` of the steps and, where
+lambda is calibrated, starting from the previous target's final lambda times the ratio of the
+two slopes.
 """
 
 from __future__ import annotations
 
 import math
+import copy
+from collections.abc import Sequence
 from typing import Any
 
 import torch
 from torch import nn
 
 from rdbench.interfaces import Estimator, RDPoint, Source
-from rdbench.slopes import EXACT, LN2, TARGET, target_slope
+from rdbench.slopes import EXACT, LN2, TARGET, Slope, target_slope
 from rdbench.targets import Target
 from rdbench_plugins._conv import ConvDown, ConvUp, latent_size
 from rdbench_plugins._torch_common import (
+    WARM_RULE,
     Distortion,
     LinearPlusMLP,
     calibration_checkpoints,
@@ -42,6 +51,7 @@ from rdbench_plugins._torch_common import (
     recalibrated,
     seeded,
     torch_distortion,
+    warm_lambda,
 )
 from rdbench_plugins.sandwich.common import MeanSE, check_settings, samples, timed
 
@@ -122,7 +132,8 @@ class SandwichUpper(Estimator):
     source's dims; images: latent channels, None: 16 per image channel, so that there are at
     least as many latent elements as pixels), hidden (vectors: MLP width, None: 128; images:
     conv channels, None: 32), layers (MLP depth; unused for images), components (mixture
-    components per latent element), calibration_rounds (see the module docstring), device
+    components per latent element), calibration_rounds (see the module docstring),
+    warm_fraction (the share of ``steps`` a warm-started fit along a curve trains), device
     (torch device).
     Architectures: :class:`BetaVAE`.
     """
@@ -140,6 +151,7 @@ class SandwichUpper(Estimator):
         layers: int = 2,
         components: int = 8,
         calibration_rounds: int = 3,
+        warm_fraction: float = 0.4,
         device: str = "cpu",
     ) -> None:
         check_settings(
@@ -150,8 +162,11 @@ class SandwichUpper(Estimator):
                 "hidden": (1 if hidden is None else hidden, 1), "layers": (layers, 0), "components": (components, 1),
                 "calibration_rounds": (calibration_rounds, 0),
             },
-            positive={"lr": lr},
+            positive={"lr": lr, "warm_fraction": warm_fraction},
         )
+        if warm_fraction > 1:
+            raise ValueError(f"sandwich-upper: warm_fraction must be at most 1, got {warm_fraction!r}")
+        self.warm_fraction = float(warm_fraction)
         self.steps, self.batch_size, self.lr = int(steps), int(batch_size), float(lr)
         self.n_train, self.n_val, self.n_test = int(n_train), int(n_val), int(n_test)
         self.latent = None if latent is None else int(latent)
@@ -161,23 +176,47 @@ class SandwichUpper(Estimator):
         self.device = torch.device(device)
 
     def estimate(self, source: Source, target: Target, seed: int) -> list[RDPoint]:
+        return self.curve(source, [target], seed)[0]
+
+    def curve(self, source: Source, targets: Sequence[Target], seed: int) -> list[list[RDPoint]]:
+        """One point per target (in the order given), fitted from the steepest slope down,
+        each after the first warm-started from the previous model (see the module docstring)."""
+        resolved = [t.resolve(source) for t in targets]
+        n = self.n_train + self.n_val
+        data = samples(source, n, seed, "train", self.device, torch.float32, flatten=False)
+        train_x, val_x = data[: self.n_train], data[self.n_train :]
+        test_x = samples(source, self.n_test, seed, "test", self.device, torch.float32, flatten=False)
+        slopes = [target_slope(source, t, val_x.cpu().numpy()) for t in resolved]
+        points: dict[int, RDPoint] = {}
+        previous: tuple[BetaVAE, Slope, float] | None = None
+        for i in sorted(range(len(resolved)), key=lambda i: slopes[i].bits, reverse=True):
+            point, model, lam = self._fit(source, resolved[i], slopes[i], seed, train_x, val_x, test_x, previous)
+            points[i], previous = point, (model, slopes[i], lam)
+        return [[points[i]] for i in range(len(resolved))]
+
+    def _fit(
+        self, source: Source, target: Target, slope: Slope, seed: int, train_x: torch.Tensor, val_x: torch.Tensor,
+        test_x: torch.Tensor, previous: tuple[BetaVAE, Slope, float] | None,
+    ) -> tuple[RDPoint, BetaVAE, float]:
+        """(the point, the trained model, its final lambda in bits per unit distortion)."""
         distortion = torch_distortion(source.distortion.name, "sandwich-upper")
-        target = target.resolve(source)
         shape = tuple(source.shape)
         image = len(shape) == 3
         latent = self.latent or (_IMAGE_LATENT * shape[0] if image else math.prod(shape))
         hidden = self.hidden or (_IMAGE_HIDDEN if image else _VECTOR_HIDDEN)
-        n = self.n_train + self.n_val
-        data = samples(source, n, seed, "train", self.device, torch.float32, flatten=False)
-        train_x, val_x = data[: self.n_train], data[self.n_train :]
-        slope = target_slope(source, target, val_x.cpu().numpy())
-        model = seeded(seed, lambda: BetaVAE(shape, latent, hidden, self.layers, self.components)).to(self.device)
-        generator = torch.Generator(device=self.device).manual_seed(seed)
-
-        lam = slope.bits  # bits per unit distortion; rates in the loss are in bits
-        calibration: list[list[float]] = []
         rounds = self.calibration_rounds if slope.rule not in (TARGET, EXACT) else 0
-        checkpoints = calibration_checkpoints(self.steps, rounds)
+        lam = slope.bits  # bits per unit distortion; rates in the loss are in bits
+        if previous is None:
+            model = seeded(seed, lambda: BetaVAE(shape, latent, hidden, self.layers, self.components)).to(self.device)
+            steps = self.steps
+        else:
+            model, steps = copy.deepcopy(previous[0]), max(1, round(self.warm_fraction * self.steps))
+            if rounds:
+                lam = warm_lambda(previous[2], previous[1].bits, slope.bits)
+        generator = torch.Generator(device=self.device).manual_seed(seed)
+        lam_initial = lam
+        calibration: list[list[float]] = []
+        checkpoints = calibration_checkpoints(steps, rounds)
 
         def loss_at(step: int) -> torch.Tensor:
             x = train_x[torch.randint(self.n_train, (self.batch_size,), generator=generator, device=self.device)]
@@ -193,14 +232,14 @@ class SandwichUpper(Estimator):
 
         timings: dict[str, float] = {}
         with timed(timings, "train"):
-            optimize(model.parameters(), loss_at, steps=self.steps, lr=self.lr, what="sandwich-upper", after_step=calibrate)
+            optimize(model.parameters(), loss_at, steps=steps, lr=self.lr, what="sandwich-upper", after_step=calibrate)
         with timed(timings, "eval"):
-            test_x = samples(source, self.n_test, seed, "test", self.device, torch.float32, flatten=False)
             rate, dist, gap = self._evaluate(model, test_x, distortion, generator, lam)
         details: dict[str, Any] = {
             "lambda_bits": lam,
-            "lambda_initial_bits": slope.bits,
-            "lambda_rule": slope.rule,
+            "lambda_initial_bits": lam_initial,
+            "lambda_rule": slope.rule if previous is None or not rounds else f"{WARM_RULE} ({slope.rule})",
+            "warm_start": previous is not None,
             "calibration": calibration,
             "target_distortion": target.distortion,
             "rate_se_bits": rate.se,
@@ -211,19 +250,18 @@ class SandwichUpper(Estimator):
             "hidden": hidden,
             "latent_shape": list(model.latent_shape),
             "architecture": "conv" if model.image else "mlp",
-            "steps": self.steps,
+            "steps": steps,
             **timings,
         }
-        return [
-            RDPoint(
-                rate_bits=max(rate.mean, 0.0),
-                distortion=dist.mean,
-                bound="upper",
-                rate_lower_bits=max(rate.mean - 2 * gap.se, 0.0),
-                rate_upper_bits=max(rate.mean + 2 * gap.se, 0.0),
-                details=details,
-            )
-        ]
+        point = RDPoint(
+            rate_bits=max(rate.mean, 0.0),
+            distortion=dist.mean,
+            bound="upper",
+            rate_lower_bits=max(rate.mean - 2 * gap.se, 0.0),
+            rate_upper_bits=max(rate.mean + 2 * gap.se, 0.0),
+            details=details,
+        )
+        return point, model, lam
 
     @staticmethod
     @torch.no_grad()

@@ -14,9 +14,9 @@ import sys
 import threading
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from concurrent.futures import FIRST_COMPLETED, wait
 from concurrent.futures import TimeoutError as FutureTimeout
-from concurrent.futures import as_completed
 from contextlib import contextmanager
 from typing import Any
 
@@ -89,23 +89,58 @@ def init_worker(threads: int, parent: int) -> None:
     threading.Thread(target=_watch, name="rdbench-parent-watch", daemon=True).start()
 
 
+class Schedule:
+    """Which cells may start: a cell waits until every cell it reads (``after``: cell id ->
+    ids of cells in the same run) has finished, in whatever state. Cells keep their order."""
+
+    def __init__(self, specs: Sequence[CellSpec], after: Mapping[str, Collection[str]] | None = None) -> None:
+        self.waiting = list(specs)
+        ids = {s.cell_id for s in specs}
+        self.after = {cid: set(deps) & ids for cid, deps in (after or {}).items()}
+
+    def ready(self, running: int = 0) -> list[CellSpec]:
+        """The waiting cells whose cells read have finished, removed from the waiting list.
+        With nothing ``running`` and nothing ready, every waiting cell (a cycle in ``after``
+        must not stall the run)."""
+        ready = [s for s in self.waiting if not self.after.get(s.cell_id)]
+        if not ready and not running:
+            ready = list(self.waiting)
+        chosen = {s.cell_id for s in ready}
+        self.waiting = [s for s in self.waiting if s.cell_id not in chosen]
+        return ready
+
+    def finished(self, cell_id: str) -> None:
+        for deps in self.after.values():
+            deps.discard(cell_id)
+
+
 class Executor(ABC):
     @abstractmethod
     def run(
-        self, specs: Sequence[CellSpec], timeout: float | None, out: str | None = None
+        self,
+        specs: Sequence[CellSpec],
+        timeout: float | None,
+        out: str | None = None,
+        after: Mapping[str, Collection[str]] | None = None,
     ) -> Iterator[dict[str, Any]]:
         """Run every cell; yield each result as it finishes. out: the run's output folder,
-        where cells may read finished cells to reuse (:func:`rdbench.cells.estimate`)."""
+        where cells may read finished cells to reuse (:func:`rdbench.cells.estimate`).
+        after: cell id -> the ids of the cells it reads, which must finish before it starts
+        (:class:`Schedule`)."""
 
 
 class SerialExecutor(Executor):
     """One cell after another in this process (easiest to debug; ``--executor serial``)."""
 
     def run(
-        self, specs: Sequence[CellSpec], timeout: float | None, out: str | None = None
+        self,
+        specs: Sequence[CellSpec],
+        timeout: float | None,
+        out: str | None = None,
+        after: Mapping[str, Collection[str]] | None = None,
     ) -> Iterator[dict[str, Any]]:
         use_alarm = timeout is not None and threading.current_thread() is threading.main_thread()
-        for spec in specs:
+        for spec in _in_order(Schedule(specs, after)):
             if not use_alarm:
                 yield run_cell(spec, out)
                 continue
@@ -140,30 +175,42 @@ class ProcessExecutor(Executor):
         self.threads = threads_per_worker or max(1, cores // self.workers)
 
     def run(
-        self, specs: Sequence[CellSpec], timeout: float | None, out: str | None = None
+        self,
+        specs: Sequence[CellSpec],
+        timeout: float | None,
+        out: str | None = None,
+        after: Mapping[str, Collection[str]] | None = None,
     ) -> Iterator[dict[str, Any]]:
         import multiprocessing
 
         from pebble import ProcessExpired, ProcessPool
 
+        schedule = Schedule(specs, after)
         with ProcessPool(
             max_workers=self.workers,
             initializer=init_worker,
             initargs=(self.threads, os.getpid()),
             context=multiprocessing.get_context("spawn"),
         ) as pool:
-            futures = {pool.schedule(run_cell, args=(spec, out), timeout=timeout): spec for spec in specs}
+            futures: dict[Any, CellSpec] = {}
             try:
-                for future in as_completed(futures):
-                    spec = futures[future]
-                    try:
-                        yield future.result()
-                    except FutureTimeout:
-                        yield error_result(spec, f"CellTimeout: cell timed out after {timeout:g} s", timeout)
-                    except ProcessExpired as exc:
-                        yield error_result(spec, f"CellError: worker process died ({exc}, exit code {exc.exitcode})")
-                    except Exception as exc:  # noqa: BLE001 - e.g. a result that cannot be pickled
-                        yield error_result(spec, f"{type(exc).__name__}: {exc}")
+                while True:
+                    for spec in schedule.ready(running=len(futures)):
+                        futures[pool.schedule(run_cell, args=(spec, out), timeout=timeout)] = spec
+                    if not futures:
+                        break
+                    done, _ = wait(futures, return_when=FIRST_COMPLETED)
+                    for future in done:
+                        spec = futures.pop(future)
+                        schedule.finished(spec.cell_id)
+                        try:
+                            yield future.result()
+                        except FutureTimeout:
+                            yield error_result(spec, f"CellTimeout: cell timed out after {timeout:g} s", timeout)
+                        except ProcessExpired as exc:
+                            yield error_result(spec, f"CellError: worker process died ({exc}, exit code {exc.exitcode})")
+                        except Exception as exc:  # noqa: BLE001 - e.g. a result that cannot be pickled
+                            yield error_result(spec, f"{type(exc).__name__}: {exc}")
             finally:
                 pool.stop()
 
@@ -191,27 +238,36 @@ class DaskExecutor(Executor):
         return Client(cluster), cluster
 
     def run(
-        self, specs: Sequence[CellSpec], timeout: float | None, out: str | None = None
+        self,
+        specs: Sequence[CellSpec],
+        timeout: float | None,
+        out: str | None = None,
+        after: Mapping[str, Collection[str]] | None = None,
     ) -> Iterator[dict[str, Any]]:
         from distributed import TimeoutError as DaskTimeout
-        from distributed import wait
+        from distributed import wait as dask_wait
 
         client, cluster = self._client()
         try:
             slots = max(1, sum(client.nthreads().values()))
-            pending = list(specs)
+            schedule = Schedule(specs, after)
+            pending: list[CellSpec] = []
             running: dict[Any, tuple[CellSpec, float]] = {}
-            while pending or running:
+            while True:
+                pending += schedule.ready(running=len(running) + len(pending))
+                if not pending and not running:
+                    break
                 while pending and len(running) < slots:
                     spec = pending.pop(0)
                     future = client.submit(run_cell, spec, out, key=f"rdbench-cell-{spec.cell_id}", pure=False)
                     running[future] = (spec, time.monotonic())
                 try:
-                    done, _ = wait(list(running), timeout=1.0, return_when="FIRST_COMPLETED")
+                    done, _ = dask_wait(list(running), timeout=1.0, return_when="FIRST_COMPLETED")
                 except DaskTimeout:  # nothing finished within the second
                     done = set()
                 for future in done:
                     spec, _started = running.pop(future)
+                    schedule.finished(spec.cell_id)
                     try:
                         yield future.result()
                     except Exception as exc:  # noqa: BLE001 - worker lost, unpicklable result, ...
@@ -221,12 +277,21 @@ class DaskExecutor(Executor):
                     for future, (spec, started) in list(running.items()):
                         if now - started > timeout:
                             running.pop(future)
+                            schedule.finished(spec.cell_id)
                             future.cancel()
                             yield error_result(spec, f"CellTimeout: cell timed out after {timeout:g} s", now - started)
         finally:
             client.close()
             if cluster is not None:
                 cluster.close()
+
+
+def _in_order(schedule: Schedule) -> Iterator[CellSpec]:
+    """One cell at a time, each after the cells it reads (a serial run)."""
+    while batch := schedule.ready():
+        for spec in batch:
+            schedule.finished(spec.cell_id)
+        yield from batch
 
 
 def make_executor(name: str, *, workers: int, scheduler: str | None = None) -> Executor:

@@ -54,6 +54,9 @@ class PluginRecord:
         time as ``resolve(settings, source) -> settings`` to fill in settings left at None
         from the source (budgets by realization shape, caps by split size), so a stored
         cell says exactly what ran.
+    reads: estimators and codecs only: the estimators whose cells of the same run this
+        method reads through :func:`rdbench.cells.estimate` (NERD-RCC reads ``nerd``); the
+        runner starts its cells after theirs on the same source and seed have finished.
     """
 
     name: str
@@ -71,6 +74,7 @@ class PluginRecord:
     curve: bool = False
     file_settings: tuple[str, ...] = ()
     resolve: str | None = None
+    reads: tuple[str, ...] = ()
 
     def validate(self) -> None:
         """Raise ValueError naming the first malformed field."""
@@ -83,7 +87,7 @@ class PluginRecord:
             raise ValueError(f"record {self.name!r}: factory {self.factory!r} must be 'module:callable'")
         if not isinstance(self.extras, tuple) or not all(isinstance(e, str) for e in self.extras):
             raise ValueError(f"record {self.name!r}: extras must be a tuple of strings")
-        for key in ("distortions", "features", "requires", "file_settings"):
+        for key in ("distortions", "features", "requires", "file_settings", "reads"):
             value = getattr(self, key)
             if not isinstance(value, tuple) or not all(isinstance(d, str) for d in value):
                 raise ValueError(f"record {self.name!r}: {key} must be a tuple of strings")

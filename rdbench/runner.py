@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 
 from rdbench.executors import Executor
 from rdbench.profiles import RUNNER_PROFILES
-from rdbench.registry import Entry, Registry
+from rdbench.registry import Entry, Registry, get_registry
 from rdbench.spec import CELL_FORMAT, CellSpec, code_fingerprint, file_hashes, method_fields, rdbench_fingerprint
 from rdbench.store import ResultStore, atomic_write
 from rdbench.targets import Target, TargetError
@@ -186,7 +186,7 @@ def execute(
     """Run the cells of ``specs`` not already done in ``store``; store each as it finishes."""
     t0 = time.perf_counter()
     unique = list({s.cell_id: s for s in specs}.values())
-    # estimators first: codecs built on an estimator's output (NERD-RCC) then find its cells stored
+    # estimators first, and a cell that reads another's (NERD-RCC reads nerd's) starts after it
     todo = sorted((s for s in unique if not _done(store, s.cell_id)), key=lambda s: s.method_kind != "estimator")
     summary = RunSummary(planned=len(unique), skipped=len(unique) - len(todo))
     bar = tqdm(
@@ -199,7 +199,7 @@ def execute(
     )
     bar.set_postfix(failed=0)
     with bar:
-        for result in executor.run(todo, timeout, str(store.root.absolute())):
+        for result in executor.run(todo, timeout, str(store.root.absolute()), after=dependencies(todo)):
             store.write(result)
             summary.computed += 1
             if result["status"] != "ok":
@@ -208,6 +208,24 @@ def execute(
             bar.update(1)
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def dependencies(specs: Sequence[CellSpec]) -> dict[str, set[str]]:
+    """Cell id -> the ids of the cells among ``specs`` it reads: those of the estimators its
+    record ``reads``, on the same source and seed (NERD-RCC's cells wait for ``nerd``'s)."""
+    registry = get_registry()
+    cells: dict[tuple[str, str, int], set[str]] = {}
+    for spec in specs:
+        if spec.method_kind == "estimator":
+            cells.setdefault((spec.method, spec.source, spec.seed), set()).add(spec.cell_id)
+    after = {}
+    for spec in specs:
+        entry = registry.entries(spec.method_kind).get(spec.method)
+        reads = entry.record.reads if entry is not None else ()
+        ids = set().union(*(cells.get((name, spec.source, spec.seed), set()) for name in reads))
+        if ids:
+            after[spec.cell_id] = ids
+    return after
 
 
 def _done(store: ResultStore, cell_id: str) -> bool:

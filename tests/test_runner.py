@@ -127,6 +127,22 @@ def test_a_cell_reads_back_the_runs_stored_estimator_cell(toy_plugins, tmp_path)
     assert "reused_cell" not in run_cell(derived)["points"][0]["details"]  # outside a run
 
 
+@pytest.mark.parametrize("executor", ["process", "serial"])
+def test_a_cell_that_reads_another_starts_after_it(toy_plugins, tmp_path, executor):
+    """toy-derived-slow ``reads`` toy-slow: with two workers it would otherwise start beside the
+    slow cell, find nothing stored and compute toy-slow itself."""
+    registry = get_registry()
+    specs = plan(registry, [registry.get("source", "toy-uniform")],
+                 [registry.get("estimator", "toy-derived-slow"), registry.get("estimator", "toy-slow")],
+                 overrides={"toy-slow": {"seconds": 1.5}})
+    store = ResultStore(tmp_path)
+    ex = ProcessExecutor(2) if executor == "process" else SerialExecutor()
+    assert execute(specs, store, ex, timeout=None, progress=False).ok
+    derived, ok = (store.read(s.cell_id) for s in specs)
+    assert derived["points"][0]["details"]["reused_cell"] == ok["cell_id"]
+    assert derived["started_at"] >= ok["finished_at"]
+
+
 def test_run_resume_and_rerun_compute_nothing_twice(toy_plugins, tmp_path):
     out = tmp_path / "out"
     args = ["run", "--sources", "toy-uniform,bernoulli", "--estimators", "toy-ok", "--codecs", "toy-quantizer",

@@ -84,15 +84,15 @@ def make_misbehaving(**settings):
 
 
 class Derived(Estimator):
-    """Returns the points of ``toy-ok`` with ``settings`` through :func:`rdbench.cells.estimate`."""
+    """Returns the points of estimator ``name`` with ``settings`` through :func:`rdbench.cells.estimate`."""
 
-    def __init__(self, settings: dict | None = None) -> None:
-        self.settings = settings or {}
+    def __init__(self, settings: dict | None = None, name: str = "toy-ok") -> None:
+        self.settings, self.name = settings or {}, name
 
     def estimate(self, source, target, seed):
         from rdbench.cells import estimate
 
-        return estimate("toy-ok", self.settings, source, [target], seed)[0]
+        return estimate(self.name, self.settings, source, [target], seed)[0]
 
 
 class Curve(Estimator):
@@ -150,7 +150,10 @@ def rdbench_estimators():
         PluginRecord("toy-nan", "returns NaN", "toy_plugin:make_misbehaving", defaults={"mode": "nan"}),
         PluginRecord("toy-negative", "returns a negative rate", "toy_plugin:make_misbehaving", defaults={"mode": "negative"}),
         PluginRecord("toy-slow", "sleeps", "toy_plugin:make_misbehaving", defaults={"seconds": 30.0}),
-        PluginRecord("toy-derived", "toy-ok's points, read back when the run has them", "toy_plugin:Derived"),
+        PluginRecord("toy-derived", "toy-ok's points, read back when the run has them", "toy_plugin:Derived",
+                     reads=("toy-ok",)),
+        PluginRecord("toy-derived-slow", "toy-slow's points (1.5 s), read back when the run has them",
+                     "toy_plugin:Derived", defaults={"name": "toy-slow", "settings": {"seconds": 1.5}}, reads=("toy-slow",)),
         PluginRecord("toy-hog", "holds memory for a moment", "toy_plugin:make_misbehaving", defaults={"megabytes": 400}),
         PluginRecord("toy-exit", "calls sys.exit", "toy_plugin:make_misbehaving", defaults={"mode": "exit"}),
         PluginRecord("toy-curve", "all targets in one call", "toy_plugin:Curve", curve=True),

@@ -64,6 +64,7 @@ def rdbench_codecs() -> list[PluginRecord]:
             distortions=("squared_error", "absolute_error"),
             curve=True,
             file_settings=("generator",),
+            reads=("nerd",),
         ),
         PluginRecord(
             name="orc-nerd",
@@ -75,5 +76,6 @@ def rdbench_codecs() -> list[PluginRecord]:
             distortions=("squared_error", "absolute_error"),
             curve=True,
             file_settings=("generator",),
+            reads=("nerd",),
         ),
     ]

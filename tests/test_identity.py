@@ -204,9 +204,9 @@ def test_estimator_cells_run_before_codec_cells(toy_plugins, tmp_path):
     order = []
 
     class Recording(SerialExecutor):
-        def run(self, todo, timeout, out=None):
+        def run(self, todo, timeout, out=None, after=None):
             order.extend(s.method_kind for s in todo)
-            yield from super().run(todo, timeout, out)
+            yield from super().run(todo, timeout, out, after)
 
     execute(specs, ResultStore(tmp_path), Recording(), timeout=None, progress=False)
     assert order == ["estimator"] * 4 + ["codec"] * 4

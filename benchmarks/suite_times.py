@@ -9,7 +9,7 @@ from OUT/leaderboard.parquet, per method: cells, points, failed cells, flagged p
 ``ok``), and the sums of wall and CPU seconds over its cells (the rows of a curve cell share
 its time, counted once), with each method's share of the total; then the whole run's wall
 time, the figure the profiles' goals (smoke <= 2 min, default <= 15 min on a 2-core CPU)
-are about.
+are about (with ``--table``: the span from the first cell's start to the last one's finish).
 """
 
 from __future__ import annotations
@@ -67,6 +67,10 @@ def main() -> None:
     print(times.to_string(float_format=lambda v: f"{v:.1f}"))
     print(f"\nsum over cells: {times['wall_s'].sum():.0f} s wall, {times['cpu_s'].sum():.0f} s CPU; "
           f"{table['cell_id'].nunique()} cells")
+    finished = pd.to_datetime(table["finished_at"])
+    started = finished - pd.to_timedelta(table["wall_seconds"], unit="s")
+    span = (finished.max() - started.min()).total_seconds()
+    print(f"cells ran from the first start to the last finish in {span:.0f} s ({span / 60:.1f} min)")
     if wall is not None:
         print(f"whole run: {wall:.0f} s wall with {args.workers} workers ({wall / 60:.1f} min); exit code {code}")
 

@@ -124,8 +124,14 @@ def test_generator_files_round_trip_without_unpickling(tmp_path):
         load_generator(evil.getvalue())
 
 
-def test_two_dimensional_gaussian_is_within_a_tenth_of_a_bit():
-    source = _gaussian([1.0, 0.3])
+#: Variances with components that reverse water-filling leaves inactive at 1 and 2 bits:
+#: NERD's untrained start (the Gaussian N(mu, (1 - D/D_max) Sigma), which keeps every
+#: component) is over 0.1 bit above R(D) there, so only a trained generator passes.
+INACTIVE = [4.0, 0.5, 0.02, 0.01]
+
+
+def test_nerd_learns_a_gaussian_with_inactive_components():
+    source = _gaussian(INACTIVE)
     targets = [Target.parse(t).resolve(source) for t in ("R=1", "R=2")]
     c0 = _cpu_seconds()
     points = [p for (p,) in NERD(**FAST).curve(source, targets, seed=0)]
@@ -133,7 +139,7 @@ def test_two_dimensional_gaussian_is_within_a_tenth_of_a_bit():
     for target, point in zip(targets, points):
         assert point.bound == "estimate" and point.rate_ceiling_bits == pytest.approx(math.log2(point.details["m"]))
         assert point.distortion == pytest.approx(target.distortion, rel=2e-3)
-        assert abs(point.rate_bits - source.rate_distortion(point.distortion)) < 0.1
+        assert abs(point.rate_bits - source.rate_distortion(point.distortion)) < 0.05
         assert point.details["beta"] < 0 and point.details["slope_bits"] > 0
 
 
@@ -244,12 +250,14 @@ def test_image_sources_get_the_convolutional_generator():
 
 
 def test_slope_targets_use_the_lagrangian_form():
-    source = _gaussian([1.0, 0.3])
-    # slope 1 bit per unit distortion: water level lambda = log2(e) / 2, one component active
+    source = _gaussian(INACTIVE)
+    # slope 1 bit per unit distortion: water level log2(e) / 2, only the first component active,
+    # so the tangent point is D = log2(e) / 2 + 0.5 + 0.02 + 0.01 (the untrained start lands
+    # several per cent above it, and over 0.1 bit above R(D))
     point = NERD(**FAST).estimate(source, Target.parse("slope=1"), seed=0)[0]
     assert point.details["form"] == "slope" and point.details["beta"] == pytest.approx(-math.log(2))
-    assert point.distortion == pytest.approx(0.3 + math.log2(math.e) / 2, rel=0.05)
-    assert abs(point.rate_bits - source.rate_distortion(point.distortion)) < 0.1
+    assert point.distortion == pytest.approx(math.log2(math.e) / 2 + 0.53, rel=0.02)
+    assert abs(point.rate_bits - source.rate_distortion(point.distortion)) < 0.05
 
 
 def test_distortions_that_are_not_differentiable_are_refused():

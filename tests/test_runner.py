@@ -118,10 +118,12 @@ def test_a_cell_reads_back_the_runs_stored_estimator_cell(toy_plugins, tmp_path)
     fresh = run_cell(derived, tmp_path)
     assert fresh["status"] == "ok" and "reused_cell" not in fresh["points"][0]["details"]
     stored = _planned("toy-ok")
-    ResultStore(tmp_path).write(run_cell(stored))
+    result = run_cell(stored)
+    result["points"][0]["rate_bits"] = 0.123456  # a number only the stored file holds
+    ResultStore(tmp_path).write(result)
     reused = run_cell(derived, tmp_path)["points"][0]
     assert reused["details"]["reused_cell"] == stored.cell_id
-    assert reused["rate_bits"] == fresh["points"][0]["rate_bits"]
+    assert reused["rate_bits"] == 0.123456 != fresh["points"][0]["rate_bits"]
     other = run_cell(CellSpec(**{**derived.__dict__, "method_settings": {"settings": {"seconds": 0.0}}}), tmp_path)
     assert "reused_cell" not in other["points"][0]["details"]
     assert "reused_cell" not in run_cell(derived)["points"][0]["details"]  # outside a run

@@ -144,7 +144,9 @@ def test_upper_bound_on_absolute_error_without_slope_method():
     src = source("laplace")
     (point,) = SandwichUpper(**UPPER_SMOKE).estimate(src, Target.parse("R=1").resolve(src), seed=0)
     assert point.details["lambda_initial_bits"] == pytest.approx(math.log2(math.e) / 0.5, rel=1e-6)
-    assert point.rate_bits >= src.rate_distortion(point.distortion) - 2 * point.details["gap_se_bits"]
+    gap = point.rate_bits - src.rate_distortion(point.distortion)
+    assert -2 * point.details["gap_se_bits"] <= gap <= 0.25  # a bound, and a trained one: near the curve
+    assert point.distortion == pytest.approx(0.5, rel=0.15)
 
 
 class PlainGaussian(Source):

@@ -179,7 +179,7 @@ def test_report_check_says_whether_results_are_current(toy_plugins, tmp_path):
 
 def test_a_slow_plugin_import_is_not_charged_to_the_cell(plugin_site, tmp_path):
     plugin_site.add("rdbench-sleepy", {"sleepy": "toy_sleepy"}, {"toy_sleepy": (
-        "import time\ntime.sleep(3.0)\n"
+        "import time\ntime.sleep(6.0)\n"
         "from rdbench import PluginRecord, hookimpl\n"
         "@hookimpl\ndef rdbench_estimators():\n"
         "    return [PluginRecord('sleepy', 'x', 'rdbench_plugins.blahut_arimoto.estimator:BlahutArimoto')]\n"
@@ -189,7 +189,9 @@ def test_a_slow_plugin_import_is_not_charged_to_the_cell(plugin_site, tmp_path):
     _run(out, "--sources", "bernoulli", "--estimators", "sleepy", "--codecs", "none", "--targets", "R=0.3",
          "--profile", "smoke", "--no-progress")
     walls = pd.read_parquet(out / "leaderboard.parquet")["wall_seconds"]
-    assert (walls < 2).all(), walls  # the 3 s import happens in every worker, outside the cell's clock
+    # the 6 s import happens in every worker, outside the cell's clock (the cell's own imports,
+    # slow on a fresh environment's first run, are inside it)
+    assert (walls < 5).all(), walls
 
 
 def test_estimator_cells_run_before_codec_cells(toy_plugins, tmp_path):

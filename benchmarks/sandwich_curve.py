@@ -25,6 +25,8 @@ from rdbench.interfaces import RDPoint
 from rdbench.registry import get_registry
 from rdbench.targets import Target
 
+from ntc_curve import summary  # the same (a)/(b) wall and CPU ratios
+
 
 def gap(source: Source, point: RDPoint) -> float | None:
     """bound - R(D) at the point's distortion, bits (None without an exact R(D))."""
@@ -67,12 +69,6 @@ def se(point: RDPoint) -> float:
 
 def entry_targets(name: str) -> tuple[str, ...]:
     return get_registry().get("source", name).record.default_targets("default")
-
-
-def summary(times: list[float]) -> str:
-    wall_a, wall_b, cpu_a, cpu_b = times
-    return (f"wall (a) separate {wall_a:.1f} s, (b) curve {wall_b:.1f} s, ratio (a)/(b) {wall_a / wall_b:.2f}; "
-            f"CPU {cpu_a:.1f} s / {cpu_b:.1f} s, ratio {cpu_a / cpu_b:.2f}")
 
 
 def main() -> None:

@@ -38,9 +38,11 @@ SOURCES = ("gaussian-m20", "digits", "bernoulli")
 def row(point: RDPoint, target: float) -> str:
     """rate, lower, gap (bits), distortion, D / target - 1, iterations, converged."""
     gap = point.details["certificate_gap_bits"]
-    return (f"{point.rate_bits:8.4f} {point.rate_lower_bits:8.4f} {gap:8.1e} {point.distortion:10.5g} "
-            f"{point.distortion / target - 1:+8.1e} {point.details['iterations']:5d} "
-            f"{'yes' if point.details['converged'] else 'no':>4}")
+    return (
+        f"{point.rate_bits:8.4f} {point.rate_lower_bits:8.4f} {gap:8.1e} {point.distortion:10.5g} "
+        f"{point.distortion / target - 1:+8.1e} {point.details['iterations']:5d} "
+        f"{'yes' if point.details['converged'] else 'no':>4}"
+    )
 
 
 def allowed(a: RDPoint, b: RDPoint) -> float:
@@ -75,18 +77,26 @@ def compare(name: str, seed: int) -> None:
 
     problem, mode = estimator.problem(source, seed)
     tol = settings["tol_bits"] if mode == "discrete" else settings["empirical_tol_bits"]
-    print(f"\n{name}: {mode}, {problem.n_rows} x {problem.n_reproductions}, stop at gap <= {tol:g} bits "
-          f"and |D / target - 1| <= {settings['distortion_rtol']:g}")
+    print(
+        f"\n{name}: {mode}, {problem.n_rows} x {problem.n_reproductions}, stop at gap <= {tol:g} bits "
+        f"and |D / target - 1| <= {settings['distortion_rtol']:g}"
+    )
     head = f"{'rate':>8} {'lower':>8} {'gap':>8} {'D':>10} {'D/tgt-1':>8} {'iters':>5} {'conv':>4}"
     print(f"{'':12} {'target D':>10} | (a) separate: {head} | (b) curve: {head} | {'|dR|':>8} {'allowed':>8}")
     for text, target, a, b in zip(texts, targets, before, together):
-        print(f"{text:12} {target.distortion:10.5g} | {'':14}{row(a, target.distortion)} | "
-              f"{'':11}{row(b, target.distortion)} | {abs(a.rate_bits - b.rate_bits):8.1e} {allowed(a, b):8.1e}")
+        print(
+            f"{text:12} {target.distortion:10.5g} | {'':14}{row(a, target.distortion)} | "
+            f"{'':11}{row(b, target.distortion)} | {abs(a.rate_bits - b.rate_bits):8.1e} {allowed(a, b):8.1e}"
+        )
     iterations = [sum(p.details["iterations"] for p in points) for points in (before, together)]
-    print(f"wall: (a) {before_s:.2f} s, {iterations[0]} iterations; (a') {cached_s:.2f} s, same points: "
-          f"{cached == before}; (b) {curve_s:.2f} s, {iterations[1]} iterations")
-    print(f"(a)/(b) = {before_s / curve_s:.2f}, (a')/(b) = {cached_s / curve_s:.2f} "
-          f"(distance matrix cached: {problem.cached})")
+    print(
+        f"wall: (a) {before_s:.2f} s, {iterations[0]} iterations; (a') {cached_s:.2f} s, same points: "
+        f"{cached == before}; (b) {curve_s:.2f} s, {iterations[1]} iterations"
+    )
+    print(
+        f"(a)/(b) = {before_s / curve_s:.2f}, (a')/(b) = {cached_s / curve_s:.2f} "
+        f"(distance matrix cached: {problem.cached})"
+    )
 
 
 def main() -> None:

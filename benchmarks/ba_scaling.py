@@ -97,15 +97,29 @@ def main() -> None:
         return
 
     print(f"BA iteration vs chunked (n x {DIM}) @ ({DIM} x n) float64 product; s = {args.slope:g} nats/unit")
-    print(f"{'n':>7} {'rows/chunk':>10} {'chunks':>6} {'s/iter':>9} {'matmul s':>9} {'ratio':>6} "
-          f"{'tracemalloc MB':>14} {'max RSS MB':>10}")
+    print(
+        f"{'n':>7} {'rows/chunk':>10} {'chunks':>6} {'s/iter':>9} {'matmul s':>9} {'ratio':>6} "
+        f"{'tracemalloc MB':>14} {'max RSS MB':>10}"
+    )
     for n in args.sizes:
-        command = [sys.executable, __file__, "--worker", str(n), "--iters", str(args.iters),
-                   "--slope", str(args.slope), "--chunk-bytes", str(args.chunk_bytes)]
+        command = [
+            sys.executable,
+            __file__,
+            "--worker",
+            str(n),
+            "--iters",
+            str(args.iters),
+            "--slope",
+            str(args.slope),
+            "--chunk-bytes",
+            str(args.chunk_bytes),
+        ]
         r = json.loads(subprocess.run(command, check=True, capture_output=True, text=True).stdout)
-        print(f"{r['n']:>7} {r['rows_per_chunk']:>10} {r['chunks']:>6} {r['s_per_iter']:>9.3f} "
-              f"{r['matmul_s']:>9.3f} {r['ratio']:>6.1f} {r['tracemalloc_peak_mb']:>14.1f} {r['max_rss_mb']:>10.1f}",
-              flush=True)
+        print(
+            f"{r['n']:>7} {r['rows_per_chunk']:>10} {r['chunks']:>6} {r['s_per_iter']:>9.3f} "
+            f"{r['matmul_s']:>9.3f} {r['ratio']:>6.1f} {r['tracemalloc_peak_mb']:>14.1f} {r['max_rss_mb']:>10.1f}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -36,8 +36,23 @@ def main() -> None:
     args = parser.parse_args()
     out = Path(args.out or tempfile.mkdtemp(prefix="rdbench-digits-"))
     command = [
-        sys.executable, "-m", "rdbench", "run", "--sources", "digits", "--estimators", "all", "--codecs", "all",
-        "--profile", args.profile, "--workers", str(args.workers), "--out", str(out), "--no-progress",
+        sys.executable,
+        "-m",
+        "rdbench",
+        "run",
+        "--sources",
+        "digits",
+        "--estimators",
+        "all",
+        "--codecs",
+        "all",
+        "--profile",
+        args.profile,
+        "--workers",
+        str(args.workers),
+        "--out",
+        str(out),
+        "--no-progress",
     ]
     print("$", " ".join(command[2:]))
     t0 = time.perf_counter()
@@ -59,7 +74,9 @@ def main() -> None:
 
     print("\n== time per method (sums over its cells) ==")
     print(per_method(table).to_string(float_format=lambda v: f"{v:.1f}"))
-    print(f"\nwhole run: {wall:.0f} s wall with {args.workers} workers ({wall / 60:.1f} min); exit code {finished.returncode}")
+    print(
+        f"\nwhole run: {wall:.0f} s wall with {args.workers} workers ({wall / 60:.1f} min); exit code {finished.returncode}"
+    )
     print(f"results: {out}")
 
 

@@ -39,14 +39,18 @@ def run(source_name: str, seed: int, settings: dict) -> None:
     points = [p for (p,) in NERD(**settings).curve(source, targets, seed)]
     wall, cpu = time.perf_counter() - t0, cpu_seconds() - c0
     print(f"\n{source_name} (seed {seed})")
-    print(f"{'R(D*)':>6} {'target D':>9} {'achieved D':>10} {'R^':>7} {'exact R':>7} {'error':>7} "
-          f"{'stderr':>6} {'wall s':>6} {'steps':>5} {'M':>6}")
+    print(
+        f"{'R(D*)':>6} {'target D':>9} {'achieved D':>10} {'R^':>7} {'exact R':>7} {'error':>7} "
+        f"{'stderr':>6} {'wall s':>6} {'steps':>5} {'M':>6}"
+    )
     for rate, target, p in zip(RATES, targets, points):
         exact = source.rate_distortion(p.distortion)
         seconds = p.details["train_seconds"] + p.details["readout_seconds"]
-        print(f"{rate:>6} {target.distortion:>9.4f} {p.distortion:>10.4f} {p.rate_bits:>7.3f} {exact:>7.3f} "
-              f"{p.rate_bits - exact:>+7.3f} {p.details['rate_stderr_bits']:>6.3f} {seconds:>6.1f} "
-              f"{p.details['steps']:>5} {p.details['m']:>6}")
+        print(
+            f"{rate:>6} {target.distortion:>9.4f} {p.distortion:>10.4f} {p.rate_bits:>7.3f} {exact:>7.3f} "
+            f"{p.rate_bits - exact:>+7.3f} {p.details['rate_stderr_bits']:>6.3f} {seconds:>6.1f} "
+            f"{p.details['steps']:>5} {p.details['m']:>6}"
+        )
     print(f"total: {wall:.1f} s wall, {cpu:.1f} s CPU ({torch.get_num_threads()} threads)")
 
 

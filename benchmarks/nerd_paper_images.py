@@ -57,8 +57,10 @@ def main() -> None:
     overrides = {"device": args.device, **({"max_steps": args.steps} if args.steps else {})}
     settings = entry.record.settings("paper", overrides)
     target = Target.parse(args.target).resolve(source)
-    print(f"source: {label}, D_max {source.d_max:.3f}; target {args.target} (D = {target.distortion:.3f}); "
-          f"device {args.device}")
+    print(
+        f"source: {label}, D_max {source.d_max:.3f}; target {args.target} (D = {target.distortion:.3f}); "
+        f"device {args.device}"
+    )
     t0 = time.perf_counter()
     (point,) = entry.create(settings).estimate(source, target, args.seed)
     total = time.perf_counter() - t0
@@ -67,8 +69,10 @@ def main() -> None:
     print(f"train batch (B, M): {tuple(d['train_batch'])}; steps {d['steps']} (converged: {d['converged']})")
     print(f"seconds per training step: {d['train_seconds'] / d['steps']:.4f}")
     print(f"training {d['train_seconds']:.1f} s, read-out {d['readout_seconds']:.1f} s, total {total:.1f} s")
-    print(f"point: R = {point.rate_bits:.3f} bits per image at D = {point.distortion:.4f} "
-          f"(ceiling log2 M = {point.rate_ceiling_bits:.1f} bits, M = {d['m']})")
+    print(
+        f"point: R = {point.rate_bits:.3f} bits per image at D = {point.distortion:.4f} "
+        f"(ceiling log2 M = {point.rate_ceiling_bits:.1f} bits, M = {d['m']})"
+    )
 
 
 if __name__ == "__main__":

@@ -60,8 +60,12 @@ def run_case(case: Case, n_test: int, seed: int, warm_fraction: float | None) ->
     t1, c1 = time.perf_counter(), time.process_time()
     curve = [points[0] for points in evaluate_codec_curve(entry.create(settings), case.source, targets, seed, n_test)]
     t2, c2 = time.perf_counter(), time.process_time()
-    print(f"\n== {case.codec} on {case.label} (warm_fraction={settings['warm_fraction']}, steps={settings['steps']}) ==")
-    print(f"{'mode':>8} {'target':>11} {'rate':>7} {'D':>9} {'D target':>9} {'R(D)':>7} {'gap':>7} {'train s':>8} {'main':>5} {'warm':>5} {'lambda':>8}")
+    print(
+        f"\n== {case.codec} on {case.label} (warm_fraction={settings['warm_fraction']}, steps={settings['steps']}) =="
+    )
+    print(
+        f"{'mode':>8} {'target':>11} {'rate':>7} {'D':>9} {'D target':>9} {'R(D)':>7} {'gap':>7} {'train s':>8} {'main':>5} {'warm':>5} {'lambda':>8}"
+    )
     diffs = []
     for target, a, b in zip(targets, separate, curve):
         for mode, p in (("separate", a), ("curve", b)):

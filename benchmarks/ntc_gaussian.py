@@ -33,7 +33,12 @@ def run(codec_name: str, source: Source, target_text: str, profile: str, n_test:
     target = Target.parse(target_text).resolve(source)
     c0 = time.process_time()
     point = evaluate_codec(codec, source, target, seed, n_test)
-    return {"rate": point.rate_bits, "distortion": point.distortion, "cpu": time.process_time() - c0, **point.details}, target.distortion
+    return {
+        "rate": point.rate_bits,
+        "distortion": point.distortion,
+        "cpu": time.process_time() - c0,
+        **point.details,
+    }, target.distortion
 
 
 def main() -> None:
@@ -53,7 +58,9 @@ def main() -> None:
 
     unit = registry.get("source", "gaussian").create({"variances": [1.0]})
     print("\n== Unit-variance Gaussian, NTC (bits per dimension) ==")
-    print(f"{'target':>7} {'rate':>7} {'ideal':>7} {'ovh %':>6} {'D':>8} {'R(D)':>7} {'gap':>6} {'ECSQ':>7} {'ECSQgap':>7} {'excess':>7} {'train s':>8} {'cpu s':>6}")
+    print(
+        f"{'target':>7} {'rate':>7} {'ideal':>7} {'ovh %':>6} {'D':>8} {'R(D)':>7} {'gap':>6} {'ECSQ':>7} {'ECSQgap':>7} {'excess':>7} {'train s':>8} {'cpu s':>6}"
+    )
     for text in args.scalar_targets.split(","):
         r, _ = run("ntc", unit, text, args.profile, args.n_test, args.seed)
         rd = unit.rate_distortion(r["distortion"])
@@ -69,7 +76,9 @@ def main() -> None:
     m20 = registry.get("source", "gaussian-m20").create({})
     hull = ecsq_hull()
     print("\n== gaussian-m20 (bits per realization; D summed over the 20 components) ==")
-    print(f"{'codec':>9} {'target':>6} {'D target':>8} {'rate':>7} {'D':>8} {'R(D)':>7} {'gap':>6} {'ECSQ':>7} {'ovh %':>6} {'lambda':>7} {'train s':>8} {'cpu s':>6}")
+    print(
+        f"{'codec':>9} {'target':>6} {'D target':>8} {'rate':>7} {'D':>8} {'R(D)':>7} {'gap':>6} {'ECSQ':>7} {'ovh %':>6} {'lambda':>7} {'train s':>8} {'cpu s':>6}"
+    )
     for codec_name in ("ntc", "block-ntc"):
         for text in args.m20_targets.split(","):
             r, d_target = run(codec_name, m20, text, args.profile, args.n_test, args.seed)

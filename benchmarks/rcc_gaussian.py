@@ -40,8 +40,10 @@ from rdbench_plugins.rcc.codec import RCC
 from rdbench_plugins.rcc.search import select
 
 RATES = (1, 2, 4, 6, 8)
-HEADER = (f"{'codec':>8} {'R*':>3} {'target D':>9} {'mean D':>8} {'dD %':>6} {'bits':>7} {'R(D)':>6} "
-          f"{'guar.':>6} {'in':>3} {'search med':>10} {'mean':>9} {'capped %':>8} {'enc ms':>7} {'dec ms':>7}")
+HEADER = (
+    f"{'codec':>8} {'R*':>3} {'target D':>9} {'mean D':>8} {'dD %':>6} {'bits':>7} {'R(D)':>6} "
+    f"{'guar.':>6} {'in':>3} {'search med':>10} {'mean':>9} {'capped %':>8} {'enc ms':>7} {'dec ms':>7}"
+)
 
 
 def codec(name: str, profile: str, overrides: dict) -> RCC:
@@ -63,10 +65,13 @@ def report(name: str, rate: int, point: RDPoint, source: Source, target: Target,
         "inside": point.rate_bits <= bound,
         "error": point.distortion / target.distortion - 1,
     }
-    print(f"{name:>8} {rate:>3} {target.distortion:>9.4f} {point.distortion:>8.4f} {100 * row['error']:>+6.2f} "
-          f"{point.rate_bits:>7.3f} {exact:>6.3f} {bound:>6.2f} {'yes' if row['inside'] else 'NO':>3} "
-          f"{d['search_length_median']:>10.0f} {d['search_length_mean']:>9.0f} {100 * d['capped_fraction']:>8.2f} "
-          f"{1e3 * d['encode_seconds'] / n_test:>7.2f} {1e3 * d['decode_seconds'] / n_test:>7.3f}", flush=True)
+    print(
+        f"{name:>8} {rate:>3} {target.distortion:>9.4f} {point.distortion:>8.4f} {100 * row['error']:>+6.2f} "
+        f"{point.rate_bits:>7.3f} {exact:>6.3f} {bound:>6.2f} {'yes' if row['inside'] else 'NO':>3} "
+        f"{d['search_length_median']:>10.0f} {d['search_length_mean']:>9.0f} {100 * d['capped_fraction']:>8.2f} "
+        f"{1e3 * d['encode_seconds'] / n_test:>7.2f} {1e3 * d['decode_seconds'] / n_test:>7.3f}",
+        flush=True,
+    )
     return row
 
 
@@ -87,12 +92,16 @@ def nerd_rows(
     entry = get_registry().get("estimator", "nerd")
     t0 = time.perf_counter()
     points = [p for (p,) in entry.create(entry.record.settings(args.nerd_profile)).curve(source, targets, args.seed)]
-    print(f"\n== NERD-RCC: NERD's Q*_Y (generator), beta* and rate (one curve, nerd profile "
-          f"{args.nerd_profile!r}, {time.perf_counter() - t0:.0f} s) ==")
+    print(
+        f"\n== NERD-RCC: NERD's Q*_Y (generator), beta* and rate (one curve, nerd profile "
+        f"{args.nerd_profile!r}, {time.perf_counter() - t0:.0f} s) =="
+    )
     print(f"{'R*':>3} {'NERD D':>8} {'NERD R^':>8} {'R(D)':>6} {'beta':>9} {'beta*':>9}")
     for rate, target, p in zip(RATES, targets, points):
-        print(f"{rate:>3} {p.distortion:>8.4f} {p.rate_bits:>8.3f} {source.rate_distortion(p.distortion):>6.3f} "
-              f"{p.details['beta']:>9.4f} {-1 / (2 * source.water_level(target.distortion)):>9.4f}")
+        print(
+            f"{rate:>3} {p.distortion:>8.4f} {p.rate_bits:>8.3f} {source.rate_distortion(p.distortion):>6.3f} "
+            f"{p.details['beta']:>9.4f} {-1 / (2 * source.water_level(target.distortion)):>9.4f}"
+        )
     print(HEADER)
     rows, files = [], []
     for rate, p in zip(RATES, points):
@@ -132,8 +141,10 @@ def throughput(label: str, rcc: RCC, source: Source, realizations: int, seed: in
     t0 = time.perf_counter()
     scored = sum(select(prebuilt, 0, xc).evaluated for xc in coordinates)
     selection = scored / (time.perf_counter() - t0)
-    print(f"{label:<44} dim {rcc.channel.dim:>2}: encoder {encoder:>9.3g}/s, generation {generation:>9.3g}/s, "
-          f"selection {selection:>9.3g}/s")
+    print(
+        f"{label:<44} dim {rcc.channel.dim:>2}: encoder {encoder:>9.3g}/s, generation {generation:>9.3g}/s, "
+        f"selection {selection:>9.3g}/s"
+    )
 
 
 def main() -> None:
@@ -143,8 +154,9 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     parser.add_argument("--profile", default="default", choices=["smoke", "default", "paper"], help="codec profile")
     parser.add_argument("--nerd-profile", default="default", choices=["smoke", "default", "paper"])
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="codec setting override (JSON value)")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="codec setting override (JSON value)"
+    )
     args = parser.parse_args()
     args.set = {k: json.loads(v) for k, v in (item.split("=", 1) for item in args.set)}
     torch.set_num_threads(args.threads)
@@ -161,17 +173,37 @@ def main() -> None:
         print("\n== Throughput at m = 20, squared error (candidates per second, one thread) ==")
         flat = GaussianSource([1.0] * 20)  # every component active: 20 candidate coordinates
         n = 2**18
-        throughput("exact channel, N(0, I_20) at R=8, PFR N=2^18", fitted(flat, "R=8", args.seed, n_candidates=n,
-                                                                       max_candidates=n), flat, 16, args.seed)
-        throughput("NERD channel, gaussian-rcc R=8, PFR N=2^18",
-                   fitted(source, "R=8", args.seed, channel="nerd", generator=str(generator),
-                          generator_rate_bits=nerd_rate, n_candidates=n, max_candidates=n), source, 16, args.seed)
+        throughput(
+            "exact channel, N(0, I_20) at R=8, PFR N=2^18",
+            fitted(flat, "R=8", args.seed, n_candidates=n, max_candidates=n),
+            flat,
+            16,
+            args.seed,
+        )
+        throughput(
+            "NERD channel, gaussian-rcc R=8, PFR N=2^18",
+            fitted(
+                source,
+                "R=8",
+                args.seed,
+                channel="nerd",
+                generator=str(generator),
+                generator_rate_bits=nerd_rate,
+                n_candidates=n,
+                max_candidates=n,
+            ),
+            source,
+            16,
+            args.seed,
+        )
 
     pfr = [r for r in rows if r["codec"] == "pfr"]
     print("\n== Checks ==")
     print(f"every point inside the guarantee: {all(r['inside'] for r in rows)}")
-    print(f"exact PFR within 3% of the target D: {all(abs(r['error']) <= 0.03 for r in pfr)} "
-          f"(largest |dD| {100 * max(abs(r['error']) for r in pfr):.2f} %)")
+    print(
+        f"exact PFR within 3% of the target D: {all(abs(r['error']) <= 0.03 for r in pfr)} "
+        f"(largest |dD| {100 * max(abs(r['error']) for r in pfr):.2f} %)"
+    )
     print(f"total wall time: {time.perf_counter() - t_start:.0f} s")
 
 

@@ -19,13 +19,12 @@ import argparse
 import time
 
 import torch
+from ntc_curve import summary  # the same (a)/(b) wall and CPU ratios
 
 from rdbench import Source
 from rdbench.interfaces import RDPoint
 from rdbench.registry import get_registry
 from rdbench.targets import Target
-
-from ntc_curve import summary  # the same (a)/(b) wall and CPU ratios
 
 
 def gap(source: Source, point: RDPoint) -> float | None:
@@ -43,16 +42,20 @@ def run_source(method: str, name: str, source: Source, seed: int, settings: dict
     curve = [points[0] for points in entry.create(settings).curve(source, targets, seed)]
     t2, c2 = time.perf_counter(), time.process_time()
     print(f"\n== {method} on {name} (warm_fraction={settings['warm_fraction']}, steps={settings['steps']}) ==")
-    print(f"{'mode':>8} {'target':>11} {'bound':>7} {'D':>9} {'D target':>9} {'R(D)':>7} {'gap':>7} {'SE':>6} "
-          f"{'train s':>8} {'steps':>5}")
+    print(
+        f"{'mode':>8} {'target':>11} {'bound':>7} {'D':>9} {'D target':>9} {'R(D)':>7} {'gap':>7} {'SE':>6} "
+        f"{'train s':>8} {'steps':>5}"
+    )
     diffs = []
     for target, a, b in zip(targets, separate, curve):
         for mode, p in (("separate", a), ("curve", b)):
             g = gap(source, p)
             rd = "n/a" if g is None else f"{p.rate_bits - g:7.3f}"
-            print(f"{mode:>8} {str(target):>11} {p.rate_bits:7.3f} {p.distortion:9.4f} {target.distortion:9.4f} "
-                  f"{rd:>7} {'n/a' if g is None else f'{g:+7.3f}':>7} {se(p):6.3f} "
-                  f"{p.details['train_seconds']:8.1f} {p.details['steps']:5d}")
+            print(
+                f"{mode:>8} {str(target):>11} {p.rate_bits:7.3f} {p.distortion:9.4f} {target.distortion:9.4f} "
+                f"{rd:>7} {'n/a' if g is None else f'{g:+7.3f}':>7} {se(p):6.3f} "
+                f"{p.details['train_seconds']:8.1f} {p.details['steps']:5d}"
+            )
         ga, gb = gap(source, a), gap(source, b)
         if ga is not None:
             diffs.append(abs(gb) - abs(ga))
@@ -92,8 +95,11 @@ def main() -> None:
             times, diffs = run_source(method, name, registry.get("source", name).create({}), args.seed, settings)
             totals = [a + b for a, b in zip(totals, times)]
             all_diffs += diffs
-    print(f"\nall cases: {summary(totals)}; "
-          f"mean |gap| (b)-(a) over {len(all_diffs)} points with exact R(D): {sum(all_diffs) / len(all_diffs):+.3f} bits")
+    print(
+        f"\nall cases: {summary(totals)}; "
+        f"mean |gap| (b)-(a) over {len(all_diffs)} points with exact R(D): {sum(all_diffs) / len(all_diffs):+.3f} bits"
+    )
+
 
 if __name__ == "__main__":
     main()

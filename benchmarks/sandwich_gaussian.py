@@ -53,7 +53,22 @@ def main() -> None:
     ]
     t_start, c_start = time.perf_counter(), time.process_time()
     print(f"profile={args.profile} torch threads={args.threads} seed={args.seed}")
-    columns = ("source", "kind", "R@slope", "slope", "D", "R(D)", "rate", "gap", "SE", "holds", "tight", "ceil", "wall s", "cpu s")
+    columns = (
+        "source",
+        "kind",
+        "R@slope",
+        "slope",
+        "D",
+        "R(D)",
+        "rate",
+        "gap",
+        "SE",
+        "holds",
+        "tight",
+        "ceil",
+        "wall s",
+        "cpu s",
+    )
     widths = (12, 5, 7, 7, 7, 7, 7, 7, 6, 5, 5, 5, 7, 6)
     print(" ".join(f"{c:>{w}}" for c, w in zip(columns, widths)))
     failures = 0

@@ -53,9 +53,25 @@ def main() -> None:
         out = Path(args.table)
     else:
         out = Path(args.out or tempfile.mkdtemp(prefix="rdbench-suite-"))
-        command = [sys.executable, "-m", "rdbench", "run", "--sources", args.sources, "--estimators", "all",
-                   "--codecs", "all", "--profile", args.profile, "--workers", str(args.workers), "--out", str(out),
-                   "--no-progress"]
+        command = [
+            sys.executable,
+            "-m",
+            "rdbench",
+            "run",
+            "--sources",
+            args.sources,
+            "--estimators",
+            "all",
+            "--codecs",
+            "all",
+            "--profile",
+            args.profile,
+            "--workers",
+            str(args.workers),
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
         print("$", " ".join(command[2:]))
         t0 = time.perf_counter()
         code = subprocess.run(command, check=False).returncode
@@ -65,8 +81,10 @@ def main() -> None:
     times = per_method(table)
     print(f"\n== time per method: {out} ==")
     print(times.to_string(float_format=lambda v: f"{v:.1f}"))
-    print(f"\nsum over cells: {times['wall_s'].sum():.0f} s wall, {times['cpu_s'].sum():.0f} s CPU; "
-          f"{table['cell_id'].nunique()} cells")
+    print(
+        f"\nsum over cells: {times['wall_s'].sum():.0f} s wall, {times['cpu_s'].sum():.0f} s CPU; "
+        f"{table['cell_id'].nunique()} cells"
+    )
     finished = pd.to_datetime(table["finished_at"])
     started = finished - pd.to_timedelta(table["wall_seconds"], unit="s")
     span = (finished.max() - started.min()).total_seconds()

@@ -237,7 +237,9 @@ def estimate(
     return _estimate(entry, entry.create(fields["method_settings"]), source, targets, seed)
 
 
-def _estimate(entry: Any, estimator: Estimator, source: Source, targets: Sequence[Target], seed: int) -> list[list[RDPoint]]:
+def _estimate(
+    entry: Any, estimator: Estimator, source: Source, targets: Sequence[Target], seed: int
+) -> list[list[RDPoint]]:
     """One list of points per target: one ``curve`` call for a curve method, else one
     ``estimate`` per target."""
     if entry.record.curve:
@@ -261,12 +263,18 @@ def _stored_points(store: ResultStore, cell_id: str) -> list[list[RDPoint]] | No
                 artifacts[file.split("-", 1)[1]] = store.artifact_path(cell_id, file).read_bytes()
             except OSError:
                 return None
-        points[record["target"]].append(RDPoint(
-            rate_bits=record["rate_bits"], distortion=record["distortion"], bound=record["bound"],
-            rate_lower_bits=record["rate_lower_bits"], rate_upper_bits=record["rate_upper_bits"],
-            rate_ceiling_bits=record["rate_ceiling_bits"], details={**details, "reused_cell": cell_id},
-            artifacts=artifacts,
-        ))
+        points[record["target"]].append(
+            RDPoint(
+                rate_bits=record["rate_bits"],
+                distortion=record["distortion"],
+                bound=record["bound"],
+                rate_lower_bits=record["rate_lower_bits"],
+                rate_upper_bits=record["rate_upper_bits"],
+                rate_ceiling_bits=record["rate_ceiling_bits"],
+                details={**details, "reused_cell": cell_id},
+                artifacts=artifacts,
+            )
+        )
     return list(points.values())
 
 

@@ -19,7 +19,7 @@ from rdbench.data import ENV as DATA_ENV
 from rdbench.data import DataError, Dataset
 from rdbench.data import data_dir as resolve_data_dir
 from rdbench.lock import LockError, OutputLock
-from rdbench.registry import KINDS, Entry, PluginError, Registry, get_registry
+from rdbench.registry import Entry, PluginError, Registry, get_registry
 from rdbench.store import ResultStore, StoreWarning
 
 KIND_OF = {"sources": "source", "estimators": "estimator", "codecs": "codec"}
@@ -92,8 +92,11 @@ def _stoppable_run(ctx: click.Context, store: ResultStore, cell_ids: Collection[
             yield
     except RunInterrupted as exc:
         done = sum(store.is_done(cell_id) for cell_id in cell_ids)
-        click.echo(f"rdbench: stopped by {exc}: {done} of {len(cell_ids)} cells are done and kept in "
-                   f"{store.cells_dir}; rerun the same command to compute the rest", err=True)
+        click.echo(
+            f"rdbench: stopped by {exc}: {done} of {len(cell_ids)} cells are done and kept in "
+            f"{store.cells_dir}; rerun the same command to compute the rest",
+            err=True,
+        )
         ctx.exit(128 + exc.signum)
 
 
@@ -114,7 +117,9 @@ def _check_run_options(executor: str, scheduler: str | None, device: str | None)
         if count == 0:
             raise click.ClickException(f"--device {device}: torch finds no CUDA device here; use --device cpu")
         if int(device.partition(":")[2] or 0) >= count:
-            raise click.ClickException(f"--device {device}: torch finds {count} CUDA device(s), cuda:0 to cuda:{count - 1}")
+            raise click.ClickException(
+                f"--device {device}: torch finds {count} CUDA device(s), cuda:0 to cuda:{count - 1}"
+            )
 
 
 def _check_writable(out: Path) -> None:
@@ -124,7 +129,9 @@ def _check_writable(out: Path) -> None:
         with tempfile.TemporaryFile(dir=out):
             pass
     except OSError as exc:
-        raise click.ClickException(f"cannot write to --out {out}: {exc.strerror or exc}; choose a writable folder") from None
+        raise click.ClickException(
+            f"cannot write to --out {out}: {exc.strerror or exc}; choose a writable folder"
+        ) from None
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -148,17 +155,34 @@ def main(ctx: click.Context, strict_plugins: bool) -> None:
 
 @main.command()
 @click.option("--sources", default="all", show_default=True, help="Comma-separated source names, or 'all'.")
-@click.option("--estimators", default="all", show_default=True, help="Comma-separated estimator names, 'all' or 'none'.")
+@click.option(
+    "--estimators", default="all", show_default=True, help="Comma-separated estimator names, 'all' or 'none'."
+)
 @click.option("--codecs", default="all", show_default=True, help="Comma-separated codec names, 'all' or 'none'.")
 @click.option("--profile", type=click.Choice(["smoke", "default", "paper"]), default="default", show_default=True)
 @click.option("--targets", default=None, help="Override every source's targets, e.g. 'R=1,R=2' or 'D/Dmax=0.5'.")
 @click.option("--seeds", default="0", show_default=True, help="Comma-separated seeds.")
-@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), default=Path("rdbench-results"), show_default=True)
+@click.option(
+    "--out", "out", type=click.Path(file_okay=False, path_type=Path), default=Path("rdbench-results"), show_default=True
+)
 @click.option("--executor", type=click.Choice(["process", "serial", "dask"]), default="process", show_default=True)
 @click.option("--workers", type=click.IntRange(min=1), default=None, help="Parallel cells (default: CPU cores).")
-@click.option("--scheduler", default=None, help="Dask scheduler address (with --executor dask); a local cluster if omitted.")
-@click.option("--cell-timeout", type=click.FloatRange(min=0, min_open=True), default=None, help="Seconds per cell (default: the profile's).")
-@click.option("--set", "settings", multiple=True, metavar="NAME.KEY=VALUE", help="Override a setting, e.g. blahut-arimoto.n_samples=500.")
+@click.option(
+    "--scheduler", default=None, help="Dask scheduler address (with --executor dask); a local cluster if omitted."
+)
+@click.option(
+    "--cell-timeout",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Seconds per cell (default: the profile's).",
+)
+@click.option(
+    "--set",
+    "settings",
+    multiple=True,
+    metavar="NAME.KEY=VALUE",
+    help="Override a setting, e.g. blahut-arimoto.n_samples=500.",
+)
 @click.option("--device", default=None, help="Torch device for neural methods: cpu (default), cuda, cuda:1.")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bar.")
 @_DATA_DIR
@@ -198,8 +222,10 @@ def run(
         raise click.BadParameter(f"{seeds!r}: seeds must be comma-separated integers", param_hint="--seeds") from None
     try:
         unavailable: list[tuple[Entry, str]] = []
-        chosen = {kind: registry.select(KIND_OF[kind], spec, skipped=unavailable) for kind, spec in
-                  (("sources", sources), ("estimators", estimators), ("codecs", codecs))}
+        chosen = {
+            kind: registry.select(KIND_OF[kind], spec, skipped=unavailable)
+            for kind, spec in (("sources", sources), ("estimators", estimators), ("codecs", codecs))
+        }
         for entry, reason in unavailable:
             click.echo(f"note: skipping {entry.kind} {entry.name!r}: {reason}", err=True)
         skipped: list[tuple[str, str, str]] = []
@@ -228,14 +254,24 @@ def run(
     store = ResultStore(out)
     with _stoppable_run(ctx, store, {s.cell_id for s in specs}):
         request = plans.Request(
-            sources=[e.name for e in chosen["sources"]], estimators=[e.name for e in chosen["estimators"]],
-            codecs=[e.name for e in chosen["codecs"]], profile=profile,
-            targets=[t for t in targets.split(",") if t.strip()] if targets else None, seeds=seed_list,
-            settings=list(settings), device=device,
+            sources=[e.name for e in chosen["sources"]],
+            estimators=[e.name for e in chosen["estimators"]],
+            codecs=[e.name for e in chosen["codecs"]],
+            profile=profile,
+            targets=[t for t in targets.split(",") if t.strip()] if targets else None,
+            seeds=seed_list,
+            settings=list(settings),
+            device=device,
         )
         plans.write(out, request, specs)
         click.echo(f"rdbench: {len(specs)} cells ({profile} profile) -> {out}", err=True)
-        summary = execute(specs, store, make_executor(executor, workers=workers, scheduler=scheduler), timeout=timeout, progress=not no_progress)
+        summary = execute(
+            specs,
+            store,
+            make_executor(executor, workers=workers, scheduler=scheduler),
+            timeout=timeout,
+            progress=not no_progress,
+        )
         path, figures = report(out)
     click.echo(summary.describe())
     click.echo(f"leaderboard: {path}\nplots: {', '.join(str(f) for f in figures)}")
@@ -268,11 +304,22 @@ def list_(ctx: click.Context, kind: str, as_json: bool) -> None:
     """Names and one-line summaries of the sources, estimators or codecs."""
     entries = _registry(ctx).entries(KIND_OF[kind])
     if as_json:
-        click.echo(json.dumps([
-            {"name": e.name, "summary": e.record.summary, "plugin": e.plugin.name, "version": e.version,
-             "available": e.available, "missing": list(e.missing)}
-            for e in entries.values()
-        ], indent=2))
+        click.echo(
+            json.dumps(
+                [
+                    {
+                        "name": e.name,
+                        "summary": e.record.summary,
+                        "plugin": e.plugin.name,
+                        "version": e.version,
+                        "available": e.available,
+                        "missing": list(e.missing),
+                    }
+                    for e in entries.values()
+                ],
+                indent=2,
+            )
+        )
         return
     for e in entries.values():
         flag = "" if e.available else f"  [unavailable: {e.install_hint()}]"
@@ -295,14 +342,22 @@ def leaderboard(out: Path) -> None:
     except (OSError, ValueError, ArrowException) as exc:
         path = out / "leaderboard.parquet" if out.is_dir() else out
         reason = (str(exc).splitlines() or [type(exc).__name__])[0]
-        raise click.ClickException(f"cannot read {path} ({reason}); rebuild it with `rdbench report {path.parent}`") from None
+        raise click.ClickException(
+            f"cannot read {path} ({reason}); rebuild it with `rdbench report {path.parent}`"
+        ) from None
     click.echo(format_rankings(table))
 
 
 @main.command()
 @click.argument("out", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--all", "all_cells", is_flag=True, help="Include every stored cell, not only those of the folder's plan.")
-@click.option("--check", is_flag=True, help="Only say whether the stored results are current for the checked-out code (exit 1 if not).")
+@click.option(
+    "--all", "all_cells", is_flag=True, help="Include every stored cell, not only those of the folder's plan."
+)
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Only say whether the stored results are current for the checked-out code (exit 1 if not).",
+)
 @click.pass_context
 def report(ctx: click.Context, out: Path, all_cells: bool, check: bool) -> None:
     """Rebuild OUT/leaderboard.parquet, OUT/summary.md and OUT/plots/ from the stored cells
@@ -359,7 +414,9 @@ def data_list(ctx: click.Context, data_dir: Path | None) -> None:
 @click.option("--url-base", default=None, help="Fetch URL_BASE/<file name> instead of the official URLs (a mirror).")
 @click.option("--no-progress", is_flag=True, help="Hide the progress bars.")
 @click.pass_context
-def data_download(ctx: click.Context, names: tuple[str, ...], data_dir: Path | None, url_base: str | None, no_progress: bool) -> None:
+def data_download(
+    ctx: click.Context, names: tuple[str, ...], data_dir: Path | None, url_base: str | None, no_progress: bool
+) -> None:
     """Fetch the files of datasets NAMES ('all' for every one), verify their SHA-256, place them atomically."""
     from rdbench.download import download
 
@@ -367,7 +424,9 @@ def data_download(ctx: click.Context, names: tuple[str, ...], data_dir: Path | N
     wanted = sorted(known) if names == ("all",) else list(dict.fromkeys(names))
     unknown = [n for n in wanted if n not in known]
     if unknown:
-        raise click.ClickException(f"no dataset named {', '.join(map(repr, unknown))}; known datasets: {', '.join(sorted(known)) or '(none)'}")
+        raise click.ClickException(
+            f"no dataset named {', '.join(map(repr, unknown))}; known datasets: {', '.join(sorted(known)) or '(none)'}"
+        )
     for name in wanted:
         try:
             download(known[name][0], data_dir, url_base=url_base, progress=not no_progress, log=click.echo)

@@ -150,22 +150,37 @@ class Dataset:
         path = folder / f.name
         fix = f"run `{self.download_command(root)}`"
         if not path.is_file():
-            return FileCheck(f, path, "missing", (
-                f"data file {f.name} of {self.name!r} not found in {folder}; {fix}, or put the file there "
-                f"yourself (from {f.urls[0]}). The data directory is set by --data-dir or {ENV}"
-            ))
+            return FileCheck(
+                f,
+                path,
+                "missing",
+                (
+                    f"data file {f.name} of {self.name!r} not found in {folder}; {fix}, or put the file there "
+                    f"yourself (from {f.urls[0]}). The data directory is set by --data-dir or {ENV}"
+                ),
+            )
         size = path.stat().st_size
         if size != f.size:
-            return FileCheck(f, path, "wrong size", (
-                f"data file {path} has {size} bytes, expected {f.size} (truncated, or not the official "
-                f"file); {fix} to replace it"
-            ))
+            return FileCheck(
+                f,
+                path,
+                "wrong size",
+                (
+                    f"data file {path} has {size} bytes, expected {f.size} (truncated, or not the official "
+                    f"file); {fix} to replace it"
+                ),
+            )
         digest = sha256_of(path)
         if digest != f.sha256:
-            return FileCheck(f, path, "checksum mismatch", (
-                f"data file {path} is corrupted or not the official file: its SHA-256 is {digest}, "
-                f"expected {f.sha256}; {fix} to replace it"
-            ))
+            return FileCheck(
+                f,
+                path,
+                "checksum mismatch",
+                (
+                    f"data file {path} is corrupted or not the official file: its SHA-256 is {digest}, "
+                    f"expected {f.sha256}; {fix} to replace it"
+                ),
+            )
         return FileCheck(f, path, "verified")
 
 

@@ -92,6 +92,4 @@ class Hamming(Distortion):
         return (np.asarray(x) != np.asarray(y)).sum(-1).astype(np.float64)
 
 
-MEASURES: dict[str, type[Distortion]] = {
-    cls.name: cls for cls in (SquaredError, AbsoluteError, Hamming)
-}
+MEASURES: dict[str, type[Distortion]] = {cls.name: cls for cls in (SquaredError, AbsoluteError, Hamming)}

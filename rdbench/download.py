@@ -81,7 +81,9 @@ def _fetch(file: DataFile, url: str, target: Path, *, progress: bool, timeout: f
             if announced is not None and announced.isdigit() and int(announced) != file.size:
                 raise ValueError(f"the server announces {announced} bytes, expected {file.size}")
             digest, received = hashlib.sha256(), 0
-            with tqdm(total=file.size, desc=file.name, unit="B", unit_scale=True, disable=not progress, file=sys.stderr) as bar:
+            with tqdm(
+                total=file.size, desc=file.name, unit="B", unit_scale=True, disable=not progress, file=sys.stderr
+            ) as bar:
                 while chunk := response.read(_CHUNK):
                     received += len(chunk)
                     if received > file.size:

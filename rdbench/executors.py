@@ -208,7 +208,9 @@ class ProcessExecutor(Executor):
                         except FutureTimeout:
                             yield error_result(spec, f"CellTimeout: cell timed out after {timeout:g} s", timeout)
                         except ProcessExpired as exc:
-                            yield error_result(spec, f"CellError: worker process died ({exc}, exit code {exc.exitcode})")
+                            yield error_result(
+                                spec, f"CellError: worker process died ({exc}, exit code {exc.exitcode})"
+                            )
                         except Exception as exc:  # noqa: BLE001 - e.g. a result that cannot be pickled
                             yield error_result(spec, f"{type(exc).__name__}: {exc}")
             finally:

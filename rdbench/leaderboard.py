@@ -11,7 +11,6 @@ from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -40,7 +39,11 @@ SCHEMA: list[tuple[str, pa.DataType, str]] = [
     ("converged", pa.bool_(), "the method's own convergence verdict (null if it reports none)"),
     ("d_max", pa.float64(), "the source's D_max (null if unknown)"),
     ("coding", pa.string(), "codecs: one-shot | stream"),
-    ("status", pa.string(), "ok | off_target (distortion over 1 % from target_distortion for estimators, 3 % for codecs) | not_converged | error"),
+    (
+        "status",
+        pa.string(),
+        "ok | off_target (distortion over 1 % from target_distortion for estimators, 3 % for codecs) | not_converged | error",
+    ),
     ("error", pa.string(), "the error message of a failed cell, or of a failed target of a curve cell"),
     ("wall_seconds", pa.float64(), "wall time of the cell (the rows of a curve cell share it)"),
     ("cpu_seconds", pa.float64(), "CPU time of the cell's process (shared likewise)"),
@@ -132,11 +135,14 @@ def point_status(row: dict[str, Any]) -> str:
 def build(store: ResultStore, cells: Collection[str] | None = None) -> pd.DataFrame:
     """The stored cells of the current format as one table with exactly the :data:`COLUMNS`:
     those whose id is in ``cells`` (a run's plan), or all when ``cells`` is None."""
-    records = [row for result in current_results(store) if cells is None or result["cell_id"] in cells
-               for row in rows(result)]
+    records = [
+        row for result in current_results(store) if cells is None or result["cell_id"] in cells for row in rows(result)
+    ]
     table = pa.Table.from_pylist(records, schema=ARROW_SCHEMA)
     frame = table.to_pandas()
-    return frame.sort_values(["source", "method_kind", "method", "target", "seed", "distortion"], kind="stable").reset_index(drop=True)
+    return frame.sort_values(
+        ["source", "method_kind", "method", "target", "seed", "distortion"], kind="stable"
+    ).reset_index(drop=True)
 
 
 def current_results(store: ResultStore) -> list[dict[str, Any]]:

@@ -44,8 +44,12 @@ class OutputLock:
                 f"{self.out} is in use by another rdbench (pid {holder.get('pid', '?')} on {holder.get('host', '?')}, "
                 f"{holder.get('purpose', '?')}, since {holder.get('since', '?')}); wait for it to finish"
             ) from None
-        holder = {"pid": os.getpid(), "host": socket.gethostname(), "purpose": self.purpose,
-                  "since": datetime.now().astimezone().isoformat(timespec="seconds")}
+        holder = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "purpose": self.purpose,
+            "since": datetime.now().astimezone().isoformat(timespec="seconds"),
+        }
         os.ftruncate(fd, 0)
         os.pwrite(fd, json.dumps(holder).encode(), 0)
         self._fd = fd

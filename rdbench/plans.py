@@ -39,9 +39,13 @@ class Request:
 
     def command(self) -> str:
         """The ``rdbench run`` command line that repeats this request."""
-        parts = ["rdbench run", f"--sources {','.join(self.sources)}",
-                 f"--estimators {','.join(self.estimators) or 'none'}", f"--codecs {','.join(self.codecs) or 'none'}",
-                 f"--profile {self.profile}"]
+        parts = [
+            "rdbench run",
+            f"--sources {','.join(self.sources)}",
+            f"--estimators {','.join(self.estimators) or 'none'}",
+            f"--codecs {','.join(self.codecs) or 'none'}",
+            f"--profile {self.profile}",
+        ]
         if self.targets:
             parts.append(f"--targets {','.join(self.targets)}")
         if self.seeds != [0]:
@@ -75,7 +79,11 @@ def read(out: str | os.PathLike[str]) -> dict[str, Any] | None:
         data = json.loads((Path(out) / PLAN_FILE).read_text())
     except (OSError, ValueError):
         return None
-    if not isinstance(data, dict) or not isinstance(data.get("cells"), list) or not isinstance(data.get("request"), dict):
+    if (
+        not isinstance(data, dict)
+        or not isinstance(data.get("cells"), list)
+        or not isinstance(data.get("request"), dict)
+    ):
         return None
     return data
 
@@ -89,10 +97,16 @@ def git_commit() -> str | None:
     or None outside a git checkout."""
     here = Path(rdbench.__file__).resolve().parent
     try:
-        commit = subprocess.run(["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True,
-                                timeout=10, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
-                               capture_output=True, text=True, timeout=10, check=True).stdout.strip()
+        commit = subprocess.run(
+            ["git", "-C", str(here), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(here), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
     return commit + ("+dirty" if dirty else "") if commit else None

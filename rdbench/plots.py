@@ -79,25 +79,51 @@ def plot_source(rows: pd.DataFrame, path: Path) -> Path:
         group = group.sort_values("distortion")
         color = palette[method]
         if kind == "codec":
-            ax.scatter(group["distortion"], group["rate_bits"], color=color, marker="s", s=40, label=f"{method} (codec)", zorder=3)
+            ax.scatter(
+                group["distortion"],
+                group["rate_bits"],
+                color=color,
+                marker="s",
+                s=40,
+                label=f"{method} (codec)",
+                zorder=3,
+            )
             continue
-        ax.plot(group["distortion"], group["rate_bits"], LINESTYLE.get(bound, "-"), marker="o", ms=4, color=color, label=f"{method} ({bound})")
+        ax.plot(
+            group["distortion"],
+            group["rate_bits"],
+            LINESTYLE.get(bound, "-"),
+            marker="o",
+            ms=4,
+            color=color,
+            label=f"{method} ({bound})",
+        )
         have = group["rate_lower_bits"].notna() & group["rate_upper_bits"].notna()
         if have.any():
             g = group[have]
-            ax.fill_between(g["distortion"], g["rate_lower_bits"], g["rate_upper_bits"], color=color, alpha=0.2, linewidth=0)
+            ax.fill_between(
+                g["distortion"], g["rate_lower_bits"], g["rate_upper_bits"], color=color, alpha=0.2, linewidth=0
+            )
         if bound == "upper":
             uppers.append(group)
         elif bound == "lower":
             lowers.append(group)
     if uppers and lowers:
-        _band(ax, uppers + lowers, lambda ys: (np.max(ys[len(uppers):], 0), np.min(ys[: len(uppers)], 0)), "tab:gray", "between bounds")
+        _band(
+            ax,
+            uppers + lowers,
+            lambda ys: (np.max(ys[len(uppers) :], 0), np.min(ys[: len(uppers)], 0)),
+            "tab:gray",
+            "between bounds",
+        )
 
     if (ok["method_kind"] == "codec").any():
         if exact is not None:
             d, r = exact
         else:
-            est = ok[(ok["method_kind"] == "estimator") & ok["bound"].isin(["estimate", "upper"])].sort_values("distortion")
+            est = ok[(ok["method_kind"] == "estimator") & ok["bound"].isin(["estimate", "upper"])].sort_values(
+                "distortion"
+            )
             d, r = est["distortion"].to_numpy(), est["rate_bits"].to_numpy()
         if len(d):
             ax.plot(d, r + np.log2(r + 1) + 5, color="tab:red", lw=1, ls="-.", label="one-shot guarantee R+log2(R+1)+5")

@@ -89,7 +89,8 @@ def format_rankings(frame: pd.DataFrame) -> str:
     failed = frame[frame["status"] == "error"].drop_duplicates(["cell_id", "target"])
     if len(failed):
         shown = failed[["source", "method", "target", "seed"]].assign(
-            error=[str(e).splitlines()[0] if isinstance(e, str) and e else "" for e in failed["error"]])
+            error=[str(e).splitlines()[0] if isinstance(e, str) and e else "" for e in failed["error"]]
+        )
         blocks.append(f"{len(failed)} failed cell(s) or target(s):\n" + shown.to_string(index=False, max_colwidth=100))
     rows = _labelled(frame)
     flagged = rows[rows["status"] != "ok"]
@@ -98,7 +99,8 @@ def format_rankings(frame: pd.DataFrame) -> str:
     if len(flagged):
         shown = flagged[["source", "variant", "target", "seed", "status", "distortion", "target_distortion"]]
         text += "\n" + shown.rename(columns={"variant": "method"}).to_string(
-            index=False, na_rep="-", float_format=lambda v: f"{v:.4g}")
+            index=False, na_rep="-", float_format=lambda v: f"{v:.4g}"
+        )
     blocks.append(text)
     return "\n\n".join(blocks)
 
@@ -110,8 +112,11 @@ def _labelled(frame: pd.DataFrame) -> pd.DataFrame:
     per_method: dict[tuple, list] = {}
     for key in dict.fromkeys(keys):
         per_method.setdefault(key[:2], []).append(key)
-    label = {key: key[1] if len(group) == 1 else f"{key[1]}#{i}"
-             for group in per_method.values() for i, key in enumerate(group, 1)}
+    label = {
+        key: key[1] if len(group) == 1 else f"{key[1]}#{i}"
+        for group in per_method.values()
+        for i, key in enumerate(group, 1)
+    }
     rows["variant"] = [label[k] for k in keys]
     return rows
 
@@ -141,8 +146,9 @@ def _summary(rows: pd.DataFrame, key: str | None = None, **extra: tuple[str, str
     summed over distinct cells, and ``key_sd`` (seed-to-seed sd of the per-seed mean of ``key``)
     when some variant has more than one seed."""
     g = rows.groupby("variant", sort=False)
-    out = pd.DataFrame({"points": g.size(), "mean_rate_bits": g["rate_bits"].mean(),
-                        "mean_distortion": g["distortion"].mean()})
+    out = pd.DataFrame(
+        {"points": g.size(), "mean_rate_bits": g["rate_bits"].mean(), "mean_distortion": g["distortion"].mean()}
+    )
     for name, (column, how) in extra.items():
         out[name] = g[column].agg(how)
     out["flagged"] = g["status"].agg(lambda s: int((s != "ok").sum()))
@@ -188,8 +194,9 @@ def _estimates(rows: pd.DataFrame, exact: bool) -> pd.DataFrame:
     if not exact:
         return _unranked(_summary(rows), "no exact R(D): estimates are not ranked")
     rows = rows.assign(abs_error=(rows["rate_bits"] - rows["rate_true_bits"]).abs())
-    table = _summary(rows, "abs_error", mean_abs_error_bits=("abs_error", "mean"),
-                     max_abs_error_bits=("abs_error", "max"))
+    table = _summary(
+        rows, "abs_error", mean_abs_error_bits=("abs_error", "mean"), max_abs_error_bits=("abs_error", "max")
+    )
     return _ranked(table, "mean_abs_error_bits")
 
 
@@ -202,27 +209,33 @@ def _bounds(rows: pd.DataFrame, others: pd.DataFrame, bound: str, exact: bool) -
     end = rows["rate_upper_bits" if bound == "upper" else "rate_lower_bits"].fillna(rows["rate_bits"])
     if exact:
         truth = rows["rate_true_bits"]
-        rows = rows.assign(end=end, slack=sign * (rows["rate_bits"] - truth),
-                           violated=sign * (end - truth) < -VIOLATION_TOL_BITS)
-        table = _ranked(_summary(rows, "slack", tightness_bits=("slack", "mean"), violations=("violated", "sum")),
-                        "tightness_bits")
-        table.attrs["notes"] = [f"violation: {r.variant} at {r.target} seed {r.seed}: certified {bound} end "
-                                f"{r.end:.4g} bits, exact R(D) {r.rate_true_bits:.4g} bits"
-                                for r in rows[rows["violated"]].itertuples()]
+        rows = rows.assign(
+            end=end, slack=sign * (rows["rate_bits"] - truth), violated=sign * (end - truth) < -VIOLATION_TOL_BITS
+        )
+        table = _ranked(
+            _summary(rows, "slack", tightness_bits=("slack", "mean"), violations=("violated", "sum")), "tightness_bits"
+        )
+        table.attrs["notes"] = [
+            f"violation: {r.variant} at {r.target} seed {r.seed}: certified {bound} end "
+            f"{r.end:.4g} bits, exact R(D) {r.rate_true_bits:.4g} bits"
+            for r in rows[rows["violated"]].itertuples()
+        ]
         return table
     crossed, notes = _crossings(rows, others, bound)
     shared = _shared_targets(rows)
-    rows = rows.assign(shared_rate=rows["rate_bits"].where(rows["target"].isin(shared)),
-                       violated=rows.index.isin(crossed))
-    table = _summary(rows, "shared_rate", mean_shared_rate_bits=("shared_rate", "mean"),
-                     violations=("violated", "sum"))
+    rows = rows.assign(
+        shared_rate=rows["rate_bits"].where(rows["target"].isin(shared)), violated=rows.index.isin(crossed)
+    )
+    table = _summary(rows, "shared_rate", mean_shared_rate_bits=("shared_rate", "mean"), violations=("violated", "sum"))
     if not shared:
         table = _unranked(table, "no exact R(D) and no distortion target shared by all variants: not ranked")
     else:
         table = _ranked(table, "mean_shared_rate_bits", ascending=bound == "upper")
         direction = "lowest" if bound == "upper" else "highest"
-        table.attrs["notes"] = [f"no exact R(D): ranked by mean rate ({direction} first) over the distortion "
-                                f"target(s) every variant has: {', '.join(shared)}"]
+        table.attrs["notes"] = [
+            f"no exact R(D): ranked by mean rate ({direction} first) over the distortion "
+            f"target(s) every variant has: {', '.join(shared)}"
+        ]
     table.attrs["notes"] += notes
     return table
 
@@ -238,9 +251,15 @@ def _crossings(rows: pd.DataFrame, others: pd.DataFrame, bound: str) -> tuple[se
     below = pairs["end_u"] < pairs["end_l"] - VIOLATION_TOL_BITS
     pairs = pairs[below & (pairs["distortion_u"] <= pairs["distortion_l"])]
     crossed = set(pairs["row_u" if bound == "upper" else "row_l"])
-    notes = [] if bound == "lower" else [
-        f"violation: upper bound {p.variant_u} (seed {p.seed_u}, {p.end_u:.4g} bits) below lower bound "
-        f"{p.variant_l} (seed {p.seed_l}, {p.end_l:.4g} bits) at {p.target}" for p in pairs.itertuples()]
+    notes = (
+        []
+        if bound == "lower"
+        else [
+            f"violation: upper bound {p.variant_u} (seed {p.seed_u}, {p.end_u:.4g} bits) below lower bound "
+            f"{p.variant_l} (seed {p.seed_l}, {p.end_l:.4g} bits) at {p.target}"
+            for p in pairs.itertuples()
+        ]
+    )
     return crossed, notes
 
 
@@ -315,8 +334,11 @@ def _codecs(rows: pd.DataFrame, source_rows: pd.DataFrame) -> pd.DataFrame:
             # the exact reference: the codec's own points moved onto R(D)
             anchor = part if ref[1] is None else ref[1].rename(columns={"rate": "ref_rate"})
             bd[variant] = bd_rate(anchor["ref_rate"], anchor["distortion"], part["rate_bits"], part["distortion"])
-    table.insert(table.columns.get_loc("mean_gap_bits") + 1, "bd_rate_pct",
-                 pd.to_numeric(table["method"].map(bd), errors="coerce").astype(float))
+    table.insert(
+        table.columns.get_loc("mean_gap_bits") + 1,
+        "bd_rate_pct",
+        pd.to_numeric(table["method"].map(bd), errors="coerce").astype(float),
+    )
     table = table.drop(columns="near_ceiling")
     if ref is None:
         return _unranked(table, "no exact R(D) and no estimator curve: codecs are not ranked")
@@ -325,9 +347,15 @@ def _codecs(rows: pd.DataFrame, source_rows: pd.DataFrame) -> pd.DataFrame:
     notes = ["gap: rate_bits - R_ref at the point's own distortion"]
     if ref[1] is not None:
         span = f"{ref[1]['distortion'].min():.4g} to {ref[1]['distortion'].max():.4g}"
-        notes.append(f"reference from this run's estimators, interpolated in log(D) over D = {span} (no "
-                     "extrapolation)" + ("; an upper bound, so the gap to R(D) is at least this gap"
-                                         if ref[0].endswith("(upper bound)") else "; an estimate, not a bound"))
+        notes.append(
+            f"reference from this run's estimators, interpolated in log(D) over D = {span} (no "
+            "extrapolation)"
+            + (
+                "; an upper bound, so the gap to R(D) is at least this gap"
+                if ref[0].endswith("(upper bound)")
+                else "; an estimate, not a bound"
+            )
+        )
         outside = int(rows["gap"].isna().sum())
         if outside:
             notes.append(f"{outside} codec point(s) outside the reference's distortion range have no gap")
@@ -343,13 +371,19 @@ def _variant_notes(rows: pd.DataFrame, labels: pd.Series) -> list[str]:
         every = firsts[firsts["method"] == method]
         if len(every) < 2:
             continue
-        settings = {v: {**json.loads(s or "{}"), "profile": p} for v, s, p in
-                    zip(every.index, every["method_settings"].fillna("{}"), every["profile"])}
+        settings = {
+            v: {**json.loads(s or "{}"), "profile": p}
+            for v, s, p in zip(every.index, every["method_settings"].fillna("{}"), every["profile"])
+        }
         keys = sorted({k for s in settings.values() for k in s})
         differ = [k for k in keys if len({json.dumps(s.get(k), sort_keys=True) for s in settings.values()}) > 1]
-        notes.append(f"{method} variants differ in: " + "; ".join(
-            f"{v}: " + ", ".join(f"{k}={json.dumps(settings[v].get(k), sort_keys=True)}" for k in differ)
-            for v in group.index))
+        notes.append(
+            f"{method} variants differ in: "
+            + "; ".join(
+                f"{v}: " + ", ".join(f"{k}={json.dumps(settings[v].get(k), sort_keys=True)}" for k in differ)
+                for v in group.index
+            )
+        )
     return notes
 
 

@@ -141,7 +141,11 @@ class PluginRecord:
         for key, value in overrides.items():
             if key not in self.defaults:
                 hint = difflib.get_close_matches(key, list(self.defaults), n=1)
-                known = f"did you mean {hint[0]!r}?" if hint else f"its settings are {', '.join(sorted(self.defaults)) or '(none)'}"
+                known = (
+                    f"did you mean {hint[0]!r}?"
+                    if hint
+                    else f"its settings are {', '.join(sorted(self.defaults)) or '(none)'}"
+                )
                 raise ValueError(f"{self.name} has no setting {key!r}; {known}")
             expected = _json_kind(self.defaults[key])
             if expected is not None and value is not None and not _fits(value, expected):
@@ -181,8 +185,14 @@ def _json_kind(value: Any) -> str | None:
     """The kind of a default value: what an override must be (None: anything)."""
     if value is None:
         return None
-    for kind, types in (("true or false", bool), ("a whole number", int), ("a number", float),
-                        ("a string", str), ("a list", (list, tuple)), ("a JSON object", Mapping)):
+    for kind, types in (
+        ("true or false", bool),
+        ("a whole number", int),
+        ("a number", float),
+        ("a string", str),
+        ("a list", (list, tuple)),
+        ("a JSON object", Mapping),
+    ):
         if isinstance(value, types):
             return kind
     return None
@@ -194,5 +204,9 @@ def _fits(value: Any, kind: str) -> bool:
         return number and float(value).is_integer()
     if kind == "a number":
         return number
-    return {"true or false": isinstance(value, bool), "a string": isinstance(value, str),
-            "a list": isinstance(value, (list, tuple)), "a JSON object": isinstance(value, Mapping)}[kind]
+    return {
+        "true or false": isinstance(value, bool),
+        "a string": isinstance(value, str),
+        "a list": isinstance(value, (list, tuple)),
+        "a JSON object": isinstance(value, Mapping),
+    }[kind]

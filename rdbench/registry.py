@@ -247,9 +247,7 @@ class Registry:
             info.status = "unavailable"
             info.error = "missing " + ", ".join(sorted({m for e in found for m in e.missing}))
 
-    def _check_records(
-        self, kind: str, records: object, info: PluginInfo, dist: md.Distribution | None
-    ) -> list[Entry]:
+    def _check_records(self, kind: str, records: object, info: PluginInfo, dist: md.Distribution | None) -> list[Entry]:
         if records is None:
             return []
         if not isinstance(records, (list, tuple)):

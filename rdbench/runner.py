@@ -50,7 +50,9 @@ class RunSummary:
         for result in self.failed:
             spec = result["spec"]
             first = (result.get("error") or "").splitlines()[0] if result.get("error") else "?"
-            lines.append(f"  FAILED {spec['source']} / {spec['method']} / {','.join(spec['targets'])} / seed {spec['seed']}: {first}")
+            lines.append(
+                f"  FAILED {spec['source']} / {spec['method']} / {','.join(spec['targets'])} / seed {spec['seed']}: {first}"
+            )
         return "\n".join(lines)
 
 
@@ -144,10 +146,21 @@ def plan(
             groups = [tuple(source_targets)] if method.record.curve else [(t,) for t in source_targets]
             for group in groups:
                 for seed in seeds:
-                    specs.append(CellSpec(**common, **fields, targets=group, seed=int(seed), n_test=n_test,
-                                          rdbench_code=rdbench_code, profile=profile))
+                    specs.append(
+                        CellSpec(
+                            **common,
+                            **fields,
+                            targets=group,
+                            seed=int(seed),
+                            n_test=n_test,
+                            rdbench_code=rdbench_code,
+                            profile=profile,
+                        )
+                    )
     if not specs:
-        raise PlanError("no selected method can run on the selected sources (distortion measures or required features); see the notes above")
+        raise PlanError(
+            "no selected method can run on the selected sources (distortion measures or required features); see the notes above"
+        )
     return specs
 
 
@@ -165,7 +178,9 @@ def _planned_source(
     except TargetError as exc:
         raise PlanError(f"source {entry.name!r}: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - a plugin's source that cannot be built is a plan error
-        raise PlanError(f"source {entry.name!r} could not be created with {settings}: {type(exc).__name__}: {exc}") from None
+        raise PlanError(
+            f"source {entry.name!r} could not be created with {settings}: {type(exc).__name__}: {exc}"
+        ) from None
     common = {
         "source": entry.name,
         "source_settings": settings,
@@ -252,17 +267,24 @@ def report(out: str | os.PathLike[str], *, all_cells: bool = False) -> tuple[Pat
     path = leaderboard.write(table, Path(out) / "leaderboard.parquet")
     lines = ["# rdbench leaderboard", "", "Rates in bits per source realization; distortion per realization.", ""]
     if plan_data is not None:
-        lines += [f"Plan: `{plans.request_of(plan_data).command()}`, planned {plan_data['planned_at']} with rdbench "
-                  f"{plan_data['rdbench_version']} at commit {plan_data['git_commit'] or 'unknown'}.", "",
-                  "Code fingerprints: " + ", ".join(f"{k} `{v}`" for k, v in plan_data["code"].items()) + ".", ""]
+        lines += [
+            f"Plan: `{plans.request_of(plan_data).command()}`, planned {plan_data['planned_at']} with rdbench "
+            f"{plan_data['rdbench_version']} at commit {plan_data['git_commit'] or 'unknown'}.",
+            "",
+            "Code fingerprints: " + ", ".join(f"{k} `{v}`" for k, v in plan_data["code"].items()) + ".",
+            "",
+        ]
     if cells is not None:
         missing = cells - set(table["cell_id"])
         others = [r["cell_id"] for r in leaderboard.current_results(store) if r["cell_id"] not in cells]
         if missing:
             lines += [f"{len(missing)} cell(s) of the plan are not stored yet (the run was stopped early).", ""]
         if others:
-            lines += [f"{len(others)} other stored cell(s) are not part of this plan "
-                      f"(`rdbench report {out} --all` includes them).", ""]
+            lines += [
+                f"{len(others)} other stored cell(s) are not part of this plan "
+                f"(`rdbench report {out} --all` includes them).",
+                "",
+            ]
     lines += ["```", format_rankings(table), "```", ""]
     atomic_write(Path(out) / "summary.md", "\n".join(lines).encode())
     figures = plots.plot_all(table, Path(out) / "plots")
@@ -280,15 +302,25 @@ def check(registry: Registry, out: str | os.PathLike[str]) -> tuple[bool, str]:
     request = plans.request_of(plan_data)
     sources = registry.select("source", request.sources)
     methods = registry.select("estimator", request.estimators) + registry.select("codec", request.codecs)
-    specs = plan(registry, sources, methods, profile=request.profile, targets=request.targets,
-                 seeds=request.seeds, overrides=parse_overrides(request.settings), device=request.device)
+    specs = plan(
+        registry,
+        sources,
+        methods,
+        profile=request.profile,
+        targets=request.targets,
+        seeds=request.seeds,
+        overrides=parse_overrides(request.settings),
+        device=request.device,
+    )
     now = {s.cell_id for s in specs}
     stored = {r["cell_id"] for r in leaderboard.current_results(ResultStore(out)) if r["status"] == "ok"}
     stale = now - stored
     if not stale and now == set(plan_data["cells"]):
         return True, f"current: all {len(now)} cells of `{request.command()}` match the checked-out code"
-    return False, (f"stale: {len(stale)} of {len(now)} cells of `{request.command()}` are not stored for the "
-                   f"checked-out code; regenerate with `{request.command()} --out {out}`")
+    return False, (
+        f"stale: {len(stale)} of {len(now)} cells of `{request.command()}` are not stored for the "
+        f"checked-out code; regenerate with `{request.command()} --out {out}`"
+    )
 
 
 __all__ = ["PlanError", "RunSummary", "TargetError", "check", "execute", "plan", "report"]

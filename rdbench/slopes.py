@@ -39,7 +39,12 @@ from rdbench.interfaces import Source
 from rdbench.targets import Target
 
 LN2 = math.log(2.0)
-TARGET, EXACT, GAUSSIAN, HIGH_RATE = "target slope", "exact R(D) slope", "Gaussian R(D) slope of the samples", "high-rate slope"
+TARGET, EXACT, GAUSSIAN, HIGH_RATE = (
+    "target slope",
+    "exact R(D) slope",
+    "Gaussian R(D) slope of the samples",
+    "high-rate slope",
+)
 EXACT_TANGENT, HIGH_RATE_TANGENT = "exact tangent", "high-rate tangent"
 #: Relative step of the central difference of R(D).
 _RELATIVE_STEP = 1e-6

@@ -154,16 +154,22 @@ def _top_level(distribution: str, module: str) -> set[str]:
         dist = None
     if dist is not None:
         listed = (dist.read_text("top_level.txt") or "").split()
-        names.update(listed or {
-            Path(str(f)).parts[0].removesuffix(".py") for f in dist.files or ()
-            if str(f).endswith(".py") and not Path(str(f)).parts[0].endswith((".dist-info", ".egg-info"))
-        })
+        names.update(
+            listed
+            or {
+                Path(str(f)).parts[0].removesuffix(".py")
+                for f in dist.files or ()
+                if str(f).endswith(".py") and not Path(str(f)).parts[0].endswith((".dist-info", ".egg-info"))
+            }
+        )
     return {n for n in names if n.isidentifier()}
 
 
 def _is_source(path: Path, root: Path) -> bool:
     parts = path.relative_to(root).parts
-    return path.is_file() and "__pycache__" not in parts and not any(p.startswith(".") for p in parts) and (
-        path.suffix not in (".pyc", ".pyo")
+    return (
+        path.is_file()
+        and "__pycache__" not in parts
+        and not any(p.startswith(".") for p in parts)
+        and (path.suffix not in (".pyc", ".pyo"))
     )
-

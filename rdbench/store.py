@@ -17,7 +17,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 

@@ -35,7 +35,7 @@ class PluginSite:
             path.write_text(textwrap.dedent(code))
         info = self.root / f"{dist.replace('-', '_')}-{version}.dist-info"
         info.mkdir()
-        meta = [f"Metadata-Version: 2.1", f"Name: {dist}", f"Version: {version}"]
+        meta = ["Metadata-Version: 2.1", f"Name: {dist}", f"Version: {version}"]
         meta += [f"Provides-Extra: {e}" for e in extras] + [f"Requires-Dist: {r}" for r in requires]
         (info / "METADATA").write_text("\n".join(meta) + "\n")
         eps = "[rdbench]\n" + "".join(f"{k} = {v}\n" for k, v in entry_points.items())

@@ -175,7 +175,11 @@ def test_cached_distances_change_no_number():
     recomputed = BAProblem(p, x, x, SquaredError(), chunk_bytes=8 * 8 * 50, cache_blocks=6)
     assert kept.cached and not recomputed.cached
     a, b = (problem.solve_for_distortion(2.0, tol=0.0, max_iter=30) for problem in (kept, recomputed))
-    assert np.array_equal(a.log_q, b.log_q) and (a.slope, a.distortion, a.rate_upper) == (b.slope, b.distortion, b.rate_upper)
+    assert np.array_equal(a.log_q, b.log_q) and (a.slope, a.distortion, a.rate_upper) == (
+        b.slope,
+        b.distortion,
+        b.rate_upper,
+    )
 
 
 def agree(a, b) -> bool:

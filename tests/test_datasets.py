@@ -25,7 +25,6 @@ from rdbench.cli import main
 from rdbench.data import DataError, DataFile, Dataset
 from rdbench.download import download
 from rdbench.registry import PluginError, get_registry
-
 from rdbench_plugins.datasets import idx
 from rdbench_plugins.datasets.resize import resize
 from rdbench_plugins.datasets.sources import IDX_FILES, SVHN_FILES, DigitsImages, FileImages
@@ -47,7 +46,11 @@ def dataset_of(folder: Path, files: dict[str, bytes], name: str = "tiny", urls: 
     entries = []
     for file_name, blob in files.items():
         (folder / name / file_name).write_bytes(blob)
-        entries.append(DataFile(file_name, len(blob), hashlib.sha256(blob).hexdigest(), urls or (f"http://127.0.0.1:9/{file_name}",)))
+        entries.append(
+            DataFile(
+                file_name, len(blob), hashlib.sha256(blob).hexdigest(), urls or (f"http://127.0.0.1:9/{file_name}",)
+            )
+        )
     return Dataset(name, tuple(entries))
 
 
@@ -173,7 +176,9 @@ def test_idx_images_sample_their_split_deterministically(tmp_path):
     assert {np.rint(img[0] * 255).astype(np.uint8).tobytes() for img in x} <= as_bytes
     assert len({img.tobytes() for img in x}) == 5  # no repeats while n <= N
     y = source.sample(7, 3, "test")
-    assert sorted(np.rint(img[0] * 255).astype(np.uint8).tobytes() for img in y) == sorted(img.tobytes() for img in test)
+    assert sorted(np.rint(img[0] * 255).astype(np.uint8).tobytes() for img in y) == sorted(
+        img.tobytes() for img in test
+    )
     # n > N: whole passes over the split, each image floor(n/N) or ceil(n/N) times
     many = source.sample(30, 0, "train").reshape(30, -1)
     _, counts = np.unique(many, axis=0, return_counts=True)
@@ -290,15 +295,20 @@ def test_download_verifies_and_places_files_atomically(tmp_path, server):
     server.routes = {f"/m/{name}": (source_dir / name).read_bytes() for name in (TRAIN, TEST)}
     root = tmp_path / "data"
     lines: list[str] = []
-    mirror_then_official = Dataset("tiny", tuple(
-        DataFile(f.name, f.size, f.sha256, (f"{server.url}/gone/{f.name}", f"{server.url}/m/{f.name}"))
-        for f in dataset.files
-    ))
+    mirror_then_official = Dataset(
+        "tiny",
+        tuple(
+            DataFile(f.name, f.size, f.sha256, (f"{server.url}/gone/{f.name}", f"{server.url}/m/{f.name}"))
+            for f in dataset.files
+        ),
+    )
     paths = download(mirror_then_official, root, progress=False, log=lines.append)
     assert paths == [root / "tiny" / TRAIN, root / "tiny" / TEST]
     assert sorted(p.name for p in (root / "tiny").iterdir()) == sorted([TRAIN, TEST])  # no partial files
     assert any("gone" in line and "404" in line for line in lines)  # the first URL failed, the second served
-    np.testing.assert_array_equal(FileImages(dataset, IDX_FILES, idx.read, (1, 28, 28), root).images("test")[:, 0], test)
+    np.testing.assert_array_equal(
+        FileImages(dataset, IDX_FILES, idx.read, (1, 28, 28), root).images("test")[:, 0], test
+    )
     lines.clear()
     download(dataset, root, url_base=f"{server.url}/m", progress=False, log=lines.append)
     assert all("already present and verified" in line for line in lines)
@@ -316,7 +326,9 @@ def test_a_failed_download_leaves_nothing_behind(tmp_path, server, fault):
     root = tmp_path / "data"
     (root / "tiny").mkdir(parents=True)
     (root / "tiny" / f".{TRAIN}.part").write_bytes(b"left by a killed download")
-    expected = {"wrong bytes": "does not match the expected", "dropped connection": "announces", "not found": "404"}[fault]
+    expected = {"wrong bytes": "does not match the expected", "dropped connection": "announces", "not found": "404"}[
+        fault
+    ]
     with pytest.raises(DataError, match=f"could not fetch {TRAIN}") as info:
         download(dataset, root, url_base=server.url, progress=False, log=lambda line: None)
     assert expected in str(info.value)
@@ -336,7 +348,7 @@ def test_a_dropped_connection_mid_file_leaves_nothing_behind(tmp_path, server):
 
 # -- the command line and the runner --------------------------------------------------------
 
-TOY_PLUGIN = '''
+TOY_PLUGIN = """
 from rdbench import PluginRecord, hookimpl
 from rdbench.data import DataFile, Dataset
 
@@ -356,7 +368,7 @@ def make():
 def rdbench_sources():
     return [PluginRecord("toy-images", "tiny IDX images", "toy_images:make", data=DATASET,
                          targets={{"default": ("D/Dmax=0.5",)}}, distortions=("squared_error",))]
-'''
+"""
 
 
 @pytest.fixture
@@ -365,8 +377,10 @@ def toy_images(plugin_site, tmp_path, monkeypatch):
     dataset, _, _ = tiny_mnist(tmp_path / "served", n_train=40, n_test=30)
     files = {f.name: f for f in dataset.files}
     code = TOY_PLUGIN.format(
-        train_size=files[TRAIN].size, train_sha=files[TRAIN].sha256,
-        test_size=files[TEST].size, test_sha=files[TEST].sha256,
+        train_size=files[TRAIN].size,
+        train_sha=files[TRAIN].sha256,
+        test_size=files[TEST].size,
+        test_sha=files[TEST].sha256,
     )
     plugin_site.add("rdbench-toy-images", {"toy-images": "toy_images"}, {"toy_images": code})
     monkeypatch.setenv("RDBENCH_DATA_DIR", str(tmp_path / "default-data"))  # the CLI may overwrite it
@@ -380,8 +394,13 @@ def test_sources_with_missing_data_are_skipped_by_all_and_refused_by_name(toy_im
     chosen = [e.name for e in registry.select("source", "all", skipped=skipped)]
     assert "toy-images" not in chosen and "mnist" not in chosen and "gaussian-m20" in chosen
     reasons = {e.name: reason for e, reason in skipped}
-    assert "train-images-idx3-ubyte.gz" in reasons["toy-images"] and "rdbench data download toy-images" in reasons["toy-images"]
-    with pytest.raises(PluginError, match=r"source 'mnist' is unavailable: data file .* not found in .*rdbench data download mnist"):
+    assert (
+        "train-images-idx3-ubyte.gz" in reasons["toy-images"]
+        and "rdbench data download toy-images" in reasons["toy-images"]
+    )
+    with pytest.raises(
+        PluginError, match=r"source 'mnist' is unavailable: data file .* not found in .*rdbench data download mnist"
+    ):
         registry.select("source", "mnist,gaussian-m20")
 
 
@@ -393,8 +412,10 @@ def test_data_commands_and_a_run_on_downloaded_files(toy_images, tmp_path, serve
     assert f"rdbench data download toy-images --data-dir {data}" in listing.output
 
     server.routes = {f"/{p.name}": p.read_bytes() for p in toy_images.iterdir()}
-    bad = CliRunner().invoke(main, ["data", "download", "toy-images", "mnist", "--data-dir", str(data),
-                                    "--url-base", server.url, "--no-progress"])
+    bad = CliRunner().invoke(
+        main,
+        ["data", "download", "toy-images", "mnist", "--data-dir", str(data), "--url-base", server.url, "--no-progress"],
+    )
     assert bad.exit_code == 1 and "could not fetch train-images-idx3-ubyte.gz" in bad.output
     assert "downloaded and verified" in bad.output  # toy-images first, then mnist (not served) fails
     assert not (data / "mnist").exists() or not list((data / "mnist").iterdir())
@@ -404,9 +425,29 @@ def test_data_commands_and_a_run_on_downloaded_files(toy_images, tmp_path, serve
     # --data-dir reaches the worker processes that run the cells
     out = tmp_path / "out"
     result = subprocess.run(
-        [sys.executable, "-m", "rdbench.cli", "run", "--sources", "toy-images", "--estimators", "blahut-arimoto",
-         "--codecs", "none", "--profile", "smoke", "--out", str(out), "--data-dir", str(data), "--workers", "1",
-         "--no-progress"], capture_output=True, text=True,
+        [
+            sys.executable,
+            "-m",
+            "rdbench.cli",
+            "run",
+            "--sources",
+            "toy-images",
+            "--estimators",
+            "blahut-arimoto",
+            "--codecs",
+            "none",
+            "--profile",
+            "smoke",
+            "--out",
+            str(out),
+            "--data-dir",
+            str(data),
+            "--workers",
+            "1",
+            "--no-progress",
+        ],
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
     table = leaderboard.read(out)
@@ -419,15 +460,37 @@ def test_digits_end_to_end_while_other_datasets_are_absent(tmp_path, monkeypatch
     monkeypatch.setenv("RDBENCH_DATA_DIR", str(tmp_path / "elsewhere"))  # the CLI overwrites it
     empty = tmp_path / "empty"
     out = tmp_path / "out"
-    result = CliRunner().invoke(main, [
-        "run", "--sources", "all", "--estimators", "blahut-arimoto", "--codecs", "none", "--profile", "smoke",
-        "--out", str(out), "--executor", "serial", "--no-progress", "--data-dir", str(empty),
-    ])
+    result = CliRunner().invoke(
+        main,
+        [
+            "run",
+            "--sources",
+            "all",
+            "--estimators",
+            "blahut-arimoto",
+            "--codecs",
+            "none",
+            "--profile",
+            "smoke",
+            "--out",
+            str(out),
+            "--executor",
+            "serial",
+            "--no-progress",
+            "--data-dir",
+            str(empty),
+        ],
+    )
     assert result.exit_code == 0, result.output
-    for name, first_file in (("mnist", "train-images-idx3-ubyte.gz"), ("fashion-mnist", "train-images-idx3-ubyte.gz"),
-                             ("svhn", "train_32x32.mat")):
-        assert (f"note: skipping source '{name}': data file {first_file} of '{name}' not found in {empty / name}; "
-                f"run `rdbench data download {name} --data-dir {empty}`") in result.output
+    for name, first_file in (
+        ("mnist", "train-images-idx3-ubyte.gz"),
+        ("fashion-mnist", "train-images-idx3-ubyte.gz"),
+        ("svhn", "train_32x32.mat"),
+    ):
+        assert (
+            f"note: skipping source '{name}': data file {first_file} of '{name}' not found in {empty / name}; "
+            f"run `rdbench data download {name} --data-dir {empty}`"
+        ) in result.output
     table = pd.read_parquet(out / "leaderboard.parquet").sort_values("target")
     assert set(table["source"]) == {"digits"} and set(table["status"]) == {"ok"}
     assert list(table["target"]) == ["D/Dmax=0.6"]
@@ -446,11 +509,30 @@ def test_every_method_runs_on_digits_in_the_smoke_profile(tmp_path):
     pytest.importorskip("torch")
     from conftest import run_smoke
 
-    cells = run_smoke(tmp_path, "--sources", "digits", "--estimators", "all", "--codecs", "ntc,block-ntc,pfr-nerd,orc-nerd",
-                      "--targets", "D/Dmax=0.6", "--executor", "serial")
+    cells = run_smoke(
+        tmp_path,
+        "--sources",
+        "digits",
+        "--estimators",
+        "all",
+        "--codecs",
+        "ntc,block-ntc,pfr-nerd,orc-nerd",
+        "--targets",
+        "D/Dmax=0.6",
+        "--executor",
+        "serial",
+    )
     by_method = {c["spec"]["method"]: c for c in cells}
-    assert set(by_method) == {"blahut-arimoto", "nerd", "sandwich-upper", "sandwich-lower",
-                              "ntc", "block-ntc", "pfr-nerd", "orc-nerd"}
+    assert set(by_method) == {
+        "blahut-arimoto",
+        "nerd",
+        "sandwich-upper",
+        "sandwich-lower",
+        "ntc",
+        "block-ntc",
+        "pfr-nerd",
+        "orc-nerd",
+    }
     assert all(c["status"] == "ok" for c in cells), [(c["spec"]["method"], c.get("error")) for c in cells]
     point = {name: c["points"][0] for name, c in by_method.items()}
     assert point["sandwich-upper"]["bound"] == "upper" and point["sandwich-lower"]["bound"] == "lower"

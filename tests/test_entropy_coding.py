@@ -159,7 +159,7 @@ def test_prefix_code_lengths_are_honest_and_satisfy_kraft():
     code = PrefixCode.from_probabilities(zipf(200) * 0.95, escape=0.05)
     lengths = code.lengths
     assert lengths.shape == (201,) and lengths.min() >= 1
-    assert np.sum(2.0 ** -lengths) <= 1 + 1e-12  # Kraft (Huffman codes are complete: = 1)
+    assert np.sum(2.0**-lengths) <= 1 + 1e-12  # Kraft (Huffman codes are complete: = 1)
     rng = np.random.default_rng(5)
     symbols = np.minimum(rng.zipf(1.2, 300) - 1, 10**6).tolist()
     message = code.encode(symbols)

@@ -25,8 +25,18 @@ from rdbench.runner import execute, plan
 from rdbench.store import ResultStore
 
 ROOT = Path(__file__).resolve().parents[1]
-TOY_RUN = ["run", "--sources", "toy-uniform", "--estimators", "toy-ok", "--codecs", "none",
-           "--executor", "serial", "--no-progress"]
+TOY_RUN = [
+    "run",
+    "--sources",
+    "toy-uniform",
+    "--estimators",
+    "toy-ok",
+    "--codecs",
+    "none",
+    "--executor",
+    "serial",
+    "--no-progress",
+]
 
 SLEEPER = """
 import os, time
@@ -50,8 +60,9 @@ def rdbench_estimators():
 
 def _planned(method: str, overrides: dict | None = None) -> list:
     registry = get_registry()
-    return plan(registry, [registry.get("source", "toy-uniform")], [registry.get("estimator", method)],
-                overrides=overrides)
+    return plan(
+        registry, [registry.get("source", "toy-uniform")], [registry.get("estimator", method)], overrides=overrides
+    )
 
 
 def _one_error_line(result) -> str:
@@ -75,8 +86,12 @@ def fresh_registries(monkeypatch):
 def test_foreign_and_damaged_cell_files_are_reported_and_skipped(toy_plugins, tmp_path):
     store = ResultStore(tmp_path)
     good = store.write(run_cell(_planned("toy-ok")[0]))
-    bad = {"garbage": b"\x80\xff\x00\x13garbage", "a-list": b"[1, 2]", "foreign": b'{"a": 1}',
-           "copy": good.read_bytes()}
+    bad = {
+        "garbage": b"\x80\xff\x00\x13garbage",
+        "a-list": b"[1, 2]",
+        "foreign": b'{"a": 1}',
+        "copy": good.read_bytes(),
+    }
     for name, data in bad.items():
         (store.cells_dir / f"{name}.json").write_bytes(data)
     with pytest.warns(UserWarning, match="skipped"):
@@ -113,8 +128,10 @@ def test_one_run_at_a_time_per_output_folder(toy_plugins, tmp_path):
 def test_the_lock_is_released_when_its_holder_is_killed(tmp_path):
     from rdbench.lock import LockError, OutputLock
 
-    code = ("import sys, time\nfrom rdbench.lock import OutputLock\nwith OutputLock(sys.argv[1], 'the holder'):\n"
-            "    print('locked', flush=True)\n    time.sleep(600)\n")
+    code = (
+        "import sys, time\nfrom rdbench.lock import OutputLock\nwith OutputLock(sys.argv[1], 'the holder'):\n"
+        "    print('locked', flush=True)\n    time.sleep(600)\n"
+    )
     holder = subprocess.Popen([sys.executable, "-c", code, str(tmp_path)], stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "locked"
@@ -150,12 +167,33 @@ def _sleeping_run(site, tmp_path: Path) -> tuple[subprocess.Popen, Path, list[in
     site.add("rdbench-sleeper", {"sleeper": "toy_sleeper"}, {"toy_sleeper": SLEEPER})
     out, markers = tmp_path / "out", tmp_path / "markers"
     markers.mkdir()
-    args = [sys.executable, "-m", "rdbench.cli", "run", "--sources", "toy-uniform", "--estimators",
-            "toy-ok,toy-sleeper", "--codecs", "none", "--seeds", "0,1", "--workers", "2", "--out", str(out),
-            "--no-progress"]
+    args = [
+        sys.executable,
+        "-m",
+        "rdbench.cli",
+        "run",
+        "--sources",
+        "toy-uniform",
+        "--estimators",
+        "toy-ok,toy-sleeper",
+        "--codecs",
+        "none",
+        "--seeds",
+        "0,1",
+        "--workers",
+        "2",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
     with open(tmp_path / "stderr", "w") as stderr:  # not a pipe: orphaned workers would hold it open
-        proc = subprocess.Popen(args, cwd=ROOT, env={**os.environ, "RDBENCH_TEST_MARKERS": str(markers)},
-                                stdout=subprocess.DEVNULL, stderr=stderr)
+        proc = subprocess.Popen(
+            args,
+            cwd=ROOT,
+            env={**os.environ, "RDBENCH_TEST_MARKERS": str(markers)},
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
     deadline = time.monotonic() + 120
     while len(list(markers.iterdir())) < 2 or len(list(out.glob("cells/*.json"))) < 2:
         if proc.poll() is not None or time.monotonic() > deadline:
@@ -200,8 +238,10 @@ def test_workers_die_with_a_killed_run(toy_plugins, tmp_path):
 # -- 4. plugins that exit --------------------------------------------------------------
 @pytest.mark.parametrize(
     "code",
-    ["import sys\nsys.exit(0)\n",
-     "from rdbench import hookimpl\n@hookimpl\ndef rdbench_sources():\n    raise SystemExit(0)\n"],
+    [
+        "import sys\nsys.exit(0)\n",
+        "from rdbench import hookimpl\n@hookimpl\ndef rdbench_sources():\n    raise SystemExit(0)\n",
+    ],
     ids=["at-import", "in-a-hook"],
 )
 def test_a_plugin_that_exits_is_a_plugin_error(plugin_site, fresh_registries, code):
@@ -220,8 +260,10 @@ def test_a_plugin_that_exits_is_a_plugin_error(plugin_site, fresh_registries, co
 
 # -- 5. built-in names -------------------------------------------------------------------
 def test_a_plugin_cannot_take_a_builtin_name_whatever_its_name(plugin_site):
-    code = ("from rdbench import PluginRecord, hookimpl\n@hookimpl\ndef rdbench_sources():\n"
-            "    return [PluginRecord('gaussian', 'an impostor', 'toy_evil:make')]\n")
+    code = (
+        "from rdbench import PluginRecord, hookimpl\n@hookimpl\ndef rdbench_sources():\n"
+        "    return [PluginRecord('gaussian', 'an impostor', 'toy_evil:make')]\n"
+    )
     plugin_site.add("evil", {"aaa-evil": "toy_evil"}, {"toy_evil": code})
     registry = get_registry(refresh=True)
     info = {p.name: p for p in registry.plugins}
@@ -290,9 +332,24 @@ def test_a_failing_target_of_a_curve_cell_keeps_the_others(toy_plugins, tmp_path
     """A curve codec whose encoder fails at one target, or whose fit_curve raises before the
     last, keeps the targets it measured; the failed ones are error rows and the run fails."""
     out = tmp_path / "out"
-    args = ["run", "--sources", "toy-uniform", "--estimators", "none", "--codecs", "toy-curve-codec",
-            "--targets", "D=0.5,D=0.2,D=0.1", "--set", f"toy-curve-codec.{setting}", "--out", str(out),
-            "--executor", "serial", "--no-progress"]
+    args = [
+        "run",
+        "--sources",
+        "toy-uniform",
+        "--estimators",
+        "none",
+        "--codecs",
+        "toy-curve-codec",
+        "--targets",
+        "D=0.5,D=0.2,D=0.1",
+        "--set",
+        f"toy-curve-codec.{setting}",
+        "--out",
+        str(out),
+        "--executor",
+        "serial",
+        "--no-progress",
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 1, result.output
     table = leaderboard.read(out)

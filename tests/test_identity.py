@@ -88,8 +88,10 @@ def test_targets_are_stored_losslessly(toy_plugins):
 )
 def test_plans_are_checked_before_any_cell_runs(toy_plugins, tmp_path, args, message):
     out = tmp_path / "out"
-    result = CliRunner().invoke(main, ["run", "--sources", "toy-uniform", "--estimators", "toy-slow",
-                                       "--codecs", "none", "--out", str(out), *args])
+    result = CliRunner().invoke(
+        main,
+        ["run", "--sources", "toy-uniform", "--estimators", "toy-slow", "--codecs", "none", "--out", str(out), *args],
+    )
     assert result.exit_code == 1
     assert message in result.output and "Traceback" not in result.output
     assert not (out / "cells").exists()
@@ -98,8 +100,19 @@ def test_plans_are_checked_before_any_cell_runs(toy_plugins, tmp_path, args, mes
 def test_a_plugin_that_calls_sys_exit_is_a_failed_cell(toy_plugins, tmp_path):
     for executor in ("serial", "process"):
         out = tmp_path / executor
-        output = _run(out, "--sources", "toy-uniform", "--estimators", "toy-exit,toy-ok", "--codecs", "none",
-                      "--executor", executor, "--no-progress", code=1)
+        output = _run(
+            out,
+            "--sources",
+            "toy-uniform",
+            "--estimators",
+            "toy-exit,toy-ok",
+            "--codecs",
+            "none",
+            "--executor",
+            executor,
+            "--no-progress",
+            code=1,
+        )
         assert "1 failed" in output and "SystemExit" in output
         table = leaderboard.read(out)
         assert sorted(table["status"]) == ["error", "ok"]
@@ -178,16 +191,34 @@ def test_report_check_says_whether_results_are_current(toy_plugins, tmp_path):
 
 
 def test_a_slow_plugin_import_is_not_charged_to_the_cell(plugin_site, tmp_path):
-    plugin_site.add("rdbench-sleepy", {"sleepy": "toy_sleepy"}, {"toy_sleepy": (
-        "import time\ntime.sleep(6.0)\n"
-        "from rdbench import PluginRecord, hookimpl\n"
-        "@hookimpl\ndef rdbench_estimators():\n"
-        "    return [PluginRecord('sleepy', 'x', 'rdbench_plugins.blahut_arimoto.estimator:BlahutArimoto')]\n"
-    )})
+    plugin_site.add(
+        "rdbench-sleepy",
+        {"sleepy": "toy_sleepy"},
+        {
+            "toy_sleepy": (
+                "import time\ntime.sleep(6.0)\n"
+                "from rdbench import PluginRecord, hookimpl\n"
+                "@hookimpl\ndef rdbench_estimators():\n"
+                "    return [PluginRecord('sleepy', 'x', 'rdbench_plugins.blahut_arimoto.estimator:BlahutArimoto')]\n"
+            )
+        },
+    )
     get_registry(refresh=True)
     out = tmp_path / "out"
-    _run(out, "--sources", "bernoulli", "--estimators", "sleepy", "--codecs", "none", "--targets", "R=0.3",
-         "--profile", "smoke", "--no-progress")
+    _run(
+        out,
+        "--sources",
+        "bernoulli",
+        "--estimators",
+        "sleepy",
+        "--codecs",
+        "none",
+        "--targets",
+        "R=0.3",
+        "--profile",
+        "smoke",
+        "--no-progress",
+    )
     walls = pd.read_parquet(out / "leaderboard.parquet")["wall_seconds"]
     # the 6 s import happens in every worker, outside the cell's clock (the cell's own imports,
     # slow on a fresh environment's first run, are inside it)
@@ -200,8 +231,11 @@ def test_estimator_cells_run_before_codec_cells(toy_plugins, tmp_path):
     from rdbench.runner import execute
 
     registry = get_registry()
-    specs = plan(registry, [registry.get("source", "toy-uniform"), registry.get("source", "toy-uniform3")],
-                 [registry.get("codec", "toy-quantizer"), registry.get("estimator", "toy-ok")])
+    specs = plan(
+        registry,
+        [registry.get("source", "toy-uniform"), registry.get("source", "toy-uniform3")],
+        [registry.get("codec", "toy-quantizer"), registry.get("estimator", "toy-ok")],
+    )
     assert specs[0].method_kind == "codec"
     order = []
 

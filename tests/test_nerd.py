@@ -34,8 +34,18 @@ from rdbench_plugins.nerd.storage import generator_bytes, load_generator  # noqa
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 #: Small budgets: each test trains in seconds on one core.
-FAST = {"n_train": 8192, "pairs": 2**17, "m_train_max": 4096, "n_eval": 1024, "n_eval_coarse": 16384,
-        "m_eval_max": 8192, "max_steps": 600, "window": 25, "anneal_steps": 50, "patience": 1}
+FAST = {
+    "n_train": 8192,
+    "pairs": 2**17,
+    "m_train_max": 4096,
+    "n_eval": 1024,
+    "n_eval_coarse": 16384,
+    "m_eval_max": 8192,
+    "max_steps": 600,
+    "window": 25,
+    "anneal_steps": 50,
+    "patience": 1,
+}
 
 
 def _cpu_seconds() -> float:
@@ -240,8 +250,17 @@ def test_the_sampling_form_of_the_conv_generator_is_the_same_function(shape, den
 
 
 def test_image_sources_get_the_convolutional_generator():
-    settings = {**FAST, "channels": 4, "n_train": 512, "pairs": 2**14, "m_train_max": 1024, "max_steps": 40,
-                "n_eval": 64, "n_eval_coarse": 256, "m_eval_max": 1024}
+    settings = {
+        **FAST,
+        "channels": 4,
+        "n_train": 512,
+        "pairs": 2**14,
+        "m_train_max": 1024,
+        "max_steps": 40,
+        "n_eval": 64,
+        "n_eval_coarse": 256,
+        "m_eval_max": 1024,
+    }
     point = NERD(**settings).estimate(RandomImages(), Target.parse("D=30").resolve(RandomImages()), seed=0)[0]
     assert point.details["generator"]["kind"] == "conv" and point.details["generator"]["channels"] == 4
     assert point.rate_bits >= 0 and point.distortion > 0 and point.rate_ceiling_bits == 10
@@ -272,8 +291,22 @@ def test_rdbench_run_end_to_end(tmp_path):
     out = tmp_path / "out"
     result = CliRunner().invoke(
         main,
-        ["run", "--sources", "gaussian-m20", "--estimators", "nerd", "--codecs", "none", "--profile", "smoke",
-         "--executor", "serial", "--no-progress", "--out", str(out)],
+        [
+            "run",
+            "--sources",
+            "gaussian-m20",
+            "--estimators",
+            "nerd",
+            "--codecs",
+            "none",
+            "--profile",
+            "smoke",
+            "--executor",
+            "serial",
+            "--no-progress",
+            "--out",
+            str(out),
+        ],
     )
     assert result.exit_code == 0, result.output
     table = pd.read_parquet(out / "leaderboard.parquet")

@@ -13,18 +13,21 @@ torch = pytest.importorskip("torch")
 
 
 from conftest import run_smoke  # noqa: E402
+
 from rdbench import Source, SquaredError  # noqa: E402
 from rdbench.registry import get_registry  # noqa: E402
 from rdbench.slopes import target_slope  # noqa: E402
 from rdbench.targets import Target  # noqa: E402
-from rdbench_plugins.ntc.block import BlockNTC, BlockSource  # noqa: E402
 from rdbench_plugins.ntc import codec as ntc_codec  # noqa: E402
+from rdbench_plugins.ntc.block import BlockNTC, BlockSource  # noqa: E402
 from rdbench_plugins.ntc.codec import NTC, WARM_RULE  # noqa: E402
 from rdbench_plugins.ntc.density import FactorizedDensity  # noqa: E402
 from rdbench_plugins.ntc.ecsq import ecsq_rate  # noqa: E402
 from rdbench_plugins.ntc.training import WARMUP_DENSITY_STEPS, train  # noqa: E402
 
-FAST = dict(steps=120, finetune_steps=30, density_steps=60, n_train=1024, n_val=256, batch_size=64, calibration_rounds=1)
+FAST = dict(
+    steps=120, finetune_steps=30, density_steps=60, n_train=1024, n_val=256, batch_size=64, calibration_rounds=1
+)
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -254,7 +257,9 @@ def test_first_target_of_a_curve_is_fitted_as_fit_does():
 
 
 def test_cli_runs_ntc_and_block_ntc_as_curve_cells(tmp_path):
-    cells = run_smoke(tmp_path / "run", "--sources", "gaussian-rcc", "--estimators", "none", "--codecs", "ntc,block-ntc")
+    cells = run_smoke(
+        tmp_path / "run", "--sources", "gaussian-rcc", "--estimators", "none", "--codecs", "ntc,block-ntc"
+    )
     assert len(cells) == 2 and all(c["status"] == "ok" and c["coding"] == "stream" for c in cells)
     for cell in cells:
         points = {p["target"]: p for p in cell["points"]}

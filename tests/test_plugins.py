@@ -64,7 +64,18 @@ def test_installed_distribution_that_raises_on_import_is_reported_and_skipped(pl
     except ImportError:
         isolation = []
     subprocess.run(
-        [sys.executable, "-m", "pip", "install", "-q", "--no-deps", *isolation, "--target", str(plugin_site.root), str(src)],
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            *isolation,
+            "--target",
+            str(plugin_site.root),
+            str(src),
+        ],
         check=True,
     )
     plugins = _plugins_json()
@@ -78,11 +89,15 @@ def test_installed_distribution_that_raises_on_import_is_reported_and_skipped(pl
     assert "gaussian-m20" in listing.stdout
     assert "broken-rdbench-plugin" in listing.stderr  # the warning names the distribution
 
-    strict = subprocess.run([sys.executable, "-m", "rdbench.cli", "--strict-plugins", "list", "sources"], capture_output=True, text=True)
+    strict = subprocess.run(
+        [sys.executable, "-m", "rdbench.cli", "--strict-plugins", "list", "sources"], capture_output=True, text=True
+    )
     assert strict.returncode != 0
     assert "broken-rdbench-plugin" in strict.stderr
     env_strict = subprocess.run(
-        [sys.executable, "-m", "rdbench.cli", "list", "sources"], capture_output=True, text=True,
+        [sys.executable, "-m", "rdbench.cli", "list", "sources"],
+        capture_output=True,
+        text=True,
         env={**__import__("os").environ, "RDBENCH_STRICT_PLUGINS": "1"},
     )
     assert env_strict.returncode != 0
@@ -91,8 +106,14 @@ def test_installed_distribution_that_raises_on_import_is_reported_and_skipped(pl
 @pytest.mark.parametrize(
     ("code", "message"),
     [
-        ("from rdbench import hookimpl\n@hookimpl\ndef rdbench_sources():\n    raise ValueError('hook exploded')\n", "hook exploded"),
-        ("from rdbench import hookimpl\n@hookimpl\ndef rdbench_sources():\n    return ['not a record']\n", "malformed record"),
+        (
+            "from rdbench import hookimpl\n@hookimpl\ndef rdbench_sources():\n    raise ValueError('hook exploded')\n",
+            "hook exploded",
+        ),
+        (
+            "from rdbench import hookimpl\n@hookimpl\ndef rdbench_sources():\n    return ['not a record']\n",
+            "malformed record",
+        ),
         (
             "from rdbench import PluginRecord, hookimpl\n@hookimpl\ndef rdbench_sources():\n"
             "    return [PluginRecord('Bad Name!', 'x', 'a:b')]\n",
@@ -148,8 +169,11 @@ def test_missing_optional_dependency_makes_a_record_unavailable(plugin_site):
         "    return [PluginRecord('fancy-estimator', 'needs a missing package', 'toy_fancy:Make', extras=('fancy',))]\n"
     )
     plugin_site.add(
-        "rdbench-fancy", {"fancy": "toy_fancy"}, {"toy_fancy": code},
-        extras=("fancy",), requires=('surely-not-installed-pkg>=1; extra == "fancy"',),
+        "rdbench-fancy",
+        {"fancy": "toy_fancy"},
+        {"toy_fancy": code},
+        extras=("fancy",),
+        requires=('surely-not-installed-pkg>=1; extra == "fancy"',),
     )
     plugins = _plugins_json()
     assert plugins["fancy"]["status"] == "unavailable"

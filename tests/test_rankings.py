@@ -18,13 +18,24 @@ def gaussian_rd(d: float) -> float:
     return max(0.0, 0.5 * math.log2(1.0 / d))
 
 
-def point(method: str, rate: float, distortion: float, *, target: str = "D=0.5", exact: bool = True,
-          **columns) -> dict:
+def point(method: str, rate: float, distortion: float, *, target: str = "D=0.5", exact: bool = True, **columns) -> dict:
     """One leaderboard row; every column of leaderboard.COLUMNS, most None."""
     row = dict.fromkeys(leaderboard.COLUMNS)
-    row.update(source="gauss", method=method, method_kind="estimator", bound="estimate", target=target,
-               target_distortion=distortion, seed=0, distortion=distortion, rate_bits=rate, status="ok",
-               wall_seconds=1.0, profile="default", method_settings="{}")
+    row.update(
+        source="gauss",
+        method=method,
+        method_kind="estimator",
+        bound="estimate",
+        target=target,
+        target_distortion=distortion,
+        seed=0,
+        distortion=distortion,
+        rate_bits=rate,
+        status="ok",
+        wall_seconds=1.0,
+        profile="default",
+        method_settings="{}",
+    )
     row.update(columns)
     if exact and row["status"] != "error":
         row["rate_true_bits"] = gaussian_rd(row["distortion"])
@@ -70,7 +81,7 @@ def test_upper_bound_below_exact_rd_is_a_violation():
     true = gaussian_rd(0.25)
     rows = [
         point("below", true - 0.1, 0.25),
-        point("below", true - 0.05, 0.5 ** 3, target="D=0.125"),
+        point("below", true - 0.05, 0.5**3, target="D=0.125"),
         point("certified", true - 0.05, 0.25, rate_upper_bits=true + 0.01),
         point("above", true + 0.1, 0.25),
     ]
@@ -103,8 +114,7 @@ def test_codec_ranks_by_gap_at_its_own_distortion():
     # R(D) = 0.076: its gap 0.324 bits is larger than "close"'s 0.1 bit.
     rows = [
         point("close", 0.6, 0.5, method_kind="codec", bound="operational"),
-        point("far", 0.4, 0.9, method_kind="codec", bound="operational", target_distortion=0.5,
-              status="off_target"),
+        point("far", 0.4, 0.9, method_kind="codec", bound="operational", target_distortion=0.5, status="off_target"),
     ]
     table = tables(frame(*rows))["gauss"]["codecs"]
     assert list(table["method"]) == ["close", "far"]
@@ -130,14 +140,24 @@ def test_two_settings_of_one_method_are_two_variants():
 
 def test_reference_without_exact_rd_is_the_tightest_upper_bound():
     # "crossing" has the lowest rates but lies below the lower bound "low": not a sound upper bound
-    curve = {"loose": [(0.25, 1.3), (0.5, 0.8)], "tight": [(0.25, 1.1), (0.5, 0.6)],
-             "crossing": [(0.25, 0.5), (0.5, 0.3)], "est": [(0.25, 0.9), (0.5, 0.4)], "low": [(0.25, 0.8)]}
+    curve = {
+        "loose": [(0.25, 1.3), (0.5, 0.8)],
+        "tight": [(0.25, 1.1), (0.5, 0.6)],
+        "crossing": [(0.25, 0.5), (0.5, 0.3)],
+        "est": [(0.25, 0.9), (0.5, 0.4)],
+        "low": [(0.25, 0.8)],
+    }
     kind = {"est": "estimate", "low": "lower"}
-    rows = [point(m, r, d, exact=False, bound=kind.get(m, "upper"), target=f"D={d}")
-            for m, pts in curve.items() for d, r in pts]
+    rows = [
+        point(m, r, d, exact=False, bound=kind.get(m, "upper"), target=f"D={d}")
+        for m, pts in curve.items()
+        for d, r in pts
+    ]
     codec_d = math.sqrt(0.125)  # halfway between 0.25 and 0.5 in log(D): R_ref = 0.85
-    rows += [point("codec", 1.0, codec_d, exact=False, method_kind="codec", bound="operational"),
-             point("codec", 1.0, 0.1, exact=False, method_kind="codec", bound="operational", target="D=0.1")]
+    rows += [
+        point("codec", 1.0, codec_d, exact=False, method_kind="codec", bound="operational"),
+        point("codec", 1.0, 0.1, exact=False, method_kind="codec", bound="operational", target="D=0.1"),
+    ]
     lb = frame(*rows)
     name, ref = reference_curve(lb)
     assert name == "tight (upper bound)"
@@ -161,8 +181,10 @@ def test_bd_rate_hand_computed():
 
 
 def test_codec_bd_rate_against_exact_rd():
-    rows = [point("c", 2 * gaussian_rd(d), d, method_kind="codec", bound="operational", target=f"D={d}")
-            for d in (0.5, 0.25, 0.125)]
+    rows = [
+        point("c", 2 * gaussian_rd(d), d, method_kind="codec", bound="operational", target=f"D={d}")
+        for d in (0.5, 0.25, 0.125)
+    ]
     rows.append(point("single", 1.0, 0.25, method_kind="codec", bound="operational"))
     table = by_method(tables(frame(*rows))["gauss"]["codecs"])
     assert table.loc["c", "bd_rate_pct"] == pytest.approx(100.0, abs=1e-6)
@@ -172,8 +194,15 @@ def test_codec_bd_rate_against_exact_rd():
 def test_failed_cells_are_listed_and_excluded():
     rows = [
         point("ok-method", 1.1, 0.25, target="R=1"),
-        point("broken", None, None, target="R=1,R=2", status="error", target_distortion=None,
-              error="RuntimeError: boom\nTraceback line"),
+        point(
+            "broken",
+            None,
+            None,
+            target="R=1,R=2",
+            status="error",
+            target_distortion=None,
+            error="RuntimeError: boom\nTraceback line",
+        ),
     ]
     lb = frame(*rows)
     assert list(tables(lb)["gauss"]["estimates"]["method"]) == ["ok-method"]

@@ -26,6 +26,7 @@ from rdbench_plugins.rcc.channels import ExactGaussianChannel
 from rdbench_plugins.rcc.codec import RCC
 from rdbench_plugins.rcc.index_code import IndexCode, zipf_exponent
 
+
 def fitted(source, target="R=2", seed=0, **settings) -> RCC:
     codec = RCC(**settings)
     codec.fit(source, Target.parse(target).resolve(source), seed)
@@ -227,7 +228,8 @@ def test_distortion_and_rate_over_a_test_set():
         bits = [codec.encode(xi) for xi in x]
         y = np.stack([codec.decode(m) for m in bits])
         excess = source.distortion(x, y) - (
-            (lam * (1 - lam / s2[active])).sum() + ((lam / s2[active]) ** 2 * x[:, active] ** 2).sum(1)
+            (lam * (1 - lam / s2[active])).sum()
+            + ((lam / s2[active]) ** 2 * x[:, active] ** 2).sum(1)
             + (x[:, ~active] ** 2).sum(1)
         )
         assert abs(excess.mean()) < 4 * excess.std() / math.sqrt(len(x)), kind
@@ -275,8 +277,9 @@ print(json.dumps([[m.data.hex(), m.nbits] for m in messages]))
 
 
 def _in_subprocess(settings: dict, target: str) -> list:
-    out = subprocess.run([sys.executable, "-c", _SUBPROCESS, json.dumps(settings), target],
-                         check=True, capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", _SUBPROCESS, json.dumps(settings), target], check=True, capture_output=True, text=True
+    )
     return json.loads(out.stdout)
 
 
@@ -323,8 +326,18 @@ def test_corrupted_messages_fail_cleanly():
 # -- NERD-RCC ------------------------------------------------------------------------------
 
 #: Small NERD budgets: a point trains in seconds on one core.
-FAST_NERD = {"n_train": 8192, "pairs": 2**16, "m_train_max": 4096, "n_eval": 1024, "n_eval_coarse": 8192,
-             "m_eval_max": 8192, "max_steps": 300, "window": 25, "anneal_steps": 50, "patience": 1}
+FAST_NERD = {
+    "n_train": 8192,
+    "pairs": 2**16,
+    "m_train_max": 4096,
+    "n_eval": 1024,
+    "n_eval_coarse": 8192,
+    "m_eval_max": 8192,
+    "max_steps": 300,
+    "window": 25,
+    "anneal_steps": 50,
+    "patience": 1,
+}
 #: Components that reverse water-filling leaves inactive at 2 bits: NERD's untrained start keeps
 #: them, and is over 0.1 bit off there, so the channel NERD-RCC codes with is a trained one.
 NERD_SOURCE = GaussianSource([4.0, 0.5, 0.02, 0.01])
@@ -348,8 +361,12 @@ def generator_file(nerd_point, tmp_path):
 
 @pytest.mark.parametrize("method", ["pfr", "orc"])
 def test_nerd_rcc_round_trip_and_operating_point(method, nerd_point, generator_file):
-    settings = {"method": method, "channel": "nerd", "generator": generator_file,
-                "generator_rate_bits": nerd_point.rate_bits}
+    settings = {
+        "method": method,
+        "channel": "nerd",
+        "generator": generator_file,
+        "generator_rate_bits": nerd_point.rate_bits,
+    }
     encoder = fitted(NERD_SOURCE, "R=2", seed=3, **settings)
     decoder = fitted(NERD_SOURCE, "R=2", seed=3, **settings)
     assert encoder.channel.beta == nerd_point.details["beta"] and encoder.channel.name == "nerd"
@@ -371,8 +388,15 @@ def test_nerd_rcc_round_trip_and_operating_point(method, nerd_point, generator_f
 def test_nerd_rcc_searches_n_candidates_and_codes_at_most_max_test(nerd_point, generator_file):
     """PFR with exact=False is the paper's Algorithm 2 with N = 2^ceil(C + margin_bits): no
     search goes past N (exact PFR's would); the NERD-RCC records default to it and to max_test."""
-    settings = {"method": "pfr", "channel": "nerd", "generator": generator_file,
-                "generator_rate_bits": nerd_point.rate_bits, "exact": False, "margin_bits": 2.0, "max_test": 7}
+    settings = {
+        "method": "pfr",
+        "channel": "nerd",
+        "generator": generator_file,
+        "generator_rate_bits": nerd_point.rate_bits,
+        "exact": False,
+        "margin_bits": 2.0,
+        "max_test": 7,
+    }
     codec = fitted(NERD_SOURCE, "R=2", seed=3, **settings)
     n = 2 ** math.ceil(nerd_point.rate_bits + 2.0)
     details = codec.details()
@@ -403,8 +427,12 @@ def _in_subprocess_nerd(settings: dict) -> list:
         print(json.dumps([[m.data.hex(), m.nbits] for m in map(codec.encode, source.sample(8, 3, "test"))]))
     """)
     variances = NERD_SOURCE.variances.tolist()
-    out = subprocess.run([sys.executable, "-c", code, json.dumps(settings), json.dumps(variances)], check=True,
-                         capture_output=True, text=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code, json.dumps(settings), json.dumps(variances)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
     return json.loads(out.stdout)
 
 
@@ -442,16 +470,32 @@ def test_records_and_cheap_import():
     assert {"pfr", "orc", "pfr-nerd", "orc-nerd"} <= set(entries)
     assert entries["pfr-nerd"].record.extras == ("torch",) and entries["pfr"].record.extras == ()
     assert entries["pfr"].record.distortions == ("squared_error",)
-    code = ("import sys, rdbench_plugins.rcc as p; "
-            "heavy = [m for m in sys.modules if m.split('.')[0] in ('torch', 'scipy')"
-            " or m.startswith(p.__name__ + '.')]; assert not heavy, heavy")
+    code = (
+        "import sys, rdbench_plugins.rcc as p; "
+        "heavy = [m for m in sys.modules if m.split('.')[0] in ('torch', 'scipy')"
+        " or m.startswith(p.__name__ + '.')]; assert not heavy, heavy"
+    )
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_cli_runs_pfr_and_orc(tmp_path):
     out = tmp_path / "run"
-    args = ["run", "--sources", "gaussian-rcc", "--estimators", "none", "--codecs", "pfr,orc",
-            "--executor", "serial", "--profile", "smoke", "--out", str(out), "--no-progress"]
+    args = [
+        "run",
+        "--sources",
+        "gaussian-rcc",
+        "--estimators",
+        "none",
+        "--codecs",
+        "pfr,orc",
+        "--executor",
+        "serial",
+        "--profile",
+        "smoke",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     cells = [json.loads(p.read_text()) for p in (out / "cells").glob("*.json")]

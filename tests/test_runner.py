@@ -15,8 +15,7 @@ import pandas as pd
 import pytest
 from click.testing import CliRunner
 
-from rdbench import leaderboard
-from rdbench import Source, SquaredError
+from rdbench import Source, SquaredError, leaderboard
 from rdbench.cells import CellSpec, evaluate_codec, run_cell
 from rdbench.cli import main
 from rdbench.executors import DaskExecutor, ProcessExecutor, SerialExecutor
@@ -30,8 +29,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 def _spec(**kw) -> CellSpec:
     base = dict(
-        source="toy-uniform", source_settings={}, source_version="1.0", method="toy-ok", method_kind="estimator",
-        method_settings={}, method_version="1.0", targets=("D/Dmax=0.5",), seed=0, n_test=100,
+        source="toy-uniform",
+        source_settings={},
+        source_version="1.0",
+        method="toy-ok",
+        method_kind="estimator",
+        method_settings={},
+        method_version="1.0",
+        targets=("D/Dmax=0.5",),
+        seed=0,
+        n_test=100,
     )
     base.update(kw)
     return CellSpec(**base)
@@ -48,17 +55,32 @@ def test_cell_id_is_stable_and_depends_on_what_matters():
     assert a.cell_id == _spec().cell_id
     assert a.cell_id == _spec(profile="smoke").cell_id  # the profile acts through the settings
     assert a.cell_id == _spec(n_test=5).cell_id  # estimators are not evaluated on the test split
-    for change in ({"seed": 1}, {"method_settings": {"mode": "x"}}, {"method_version": "2.0"},
-                   {"source_version": "1.1"}, {"targets": ("D/Dmax=0.4",)}, {"targets": ("D/Dmax=0.5", "D/Dmax=0.4")},
-                   {"rdbench_code": "a"}, {"source_code": "b"}, {"method_code": "c"}, {"files": {"method.f": "0"}}):
+    for change in (
+        {"seed": 1},
+        {"method_settings": {"mode": "x"}},
+        {"method_version": "2.0"},
+        {"source_version": "1.1"},
+        {"targets": ("D/Dmax=0.4",)},
+        {"targets": ("D/Dmax=0.5", "D/Dmax=0.4")},
+        {"rdbench_code": "a"},
+        {"source_code": "b"},
+        {"method_code": "c"},
+        {"files": {"method.f": "0"}},
+    ):
         assert _spec(**change).cell_id != a.cell_id, change
-    assert _spec(method_kind="codec", method="toy-quantizer").cell_id != _spec(method_kind="codec", method="toy-quantizer", n_test=5).cell_id
+    assert (
+        _spec(method_kind="codec", method="toy-quantizer").cell_id
+        != _spec(method_kind="codec", method="toy-quantizer", n_test=5).cell_id
+    )
 
 
 @pytest.mark.parametrize(
     ("method", "message"),
-    [("toy-raise", "boom from the toy estimator"), ("toy-nan", "rate_bits must be a finite number"),
-     ("toy-negative", "rate_bits must be >= 0")],
+    [
+        ("toy-raise", "boom from the toy estimator"),
+        ("toy-nan", "rate_bits must be a finite number"),
+        ("toy-negative", "rate_bits must be >= 0"),
+    ],
 )
 def test_failing_cells_are_errors_not_exceptions(toy_plugins, method, message):
     result = run_cell(_planned(method))
@@ -134,9 +156,12 @@ def test_a_cell_that_reads_another_starts_after_it(toy_plugins, tmp_path, execut
     """toy-derived-slow ``reads`` toy-slow: with two workers it would otherwise start beside the
     slow cell, find nothing stored and compute toy-slow itself."""
     registry = get_registry()
-    specs = plan(registry, [registry.get("source", "toy-uniform")],
-                 [registry.get("estimator", "toy-derived-slow"), registry.get("estimator", "toy-slow")],
-                 overrides={"toy-slow": {"seconds": 1.5}})
+    specs = plan(
+        registry,
+        [registry.get("source", "toy-uniform")],
+        [registry.get("estimator", "toy-derived-slow"), registry.get("estimator", "toy-slow")],
+        overrides={"toy-slow": {"seconds": 1.5}},
+    )
     store = ResultStore(tmp_path)
     ex = ProcessExecutor(2) if executor == "process" else SerialExecutor()
     assert execute(specs, store, ex, timeout=None, progress=False).ok
@@ -147,8 +172,22 @@ def test_a_cell_that_reads_another_starts_after_it(toy_plugins, tmp_path, execut
 
 def test_run_resume_and_rerun_compute_nothing_twice(toy_plugins, tmp_path):
     out = tmp_path / "out"
-    args = ["run", "--sources", "toy-uniform,bernoulli", "--estimators", "toy-ok", "--codecs", "toy-quantizer",
-            "--profile", "smoke", "--seeds", "0,1", "--out", str(out), "--no-progress"]
+    args = [
+        "run",
+        "--sources",
+        "toy-uniform,bernoulli",
+        "--estimators",
+        "toy-ok",
+        "--codecs",
+        "toy-quantizer",
+        "--profile",
+        "smoke",
+        "--seeds",
+        "0,1",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
     first = CliRunner().invoke(main, args)
     assert first.exit_code == 0, first.output
     table = pd.read_parquet(out / "leaderboard.parquet")
@@ -173,25 +212,43 @@ def test_run_resume_and_rerun_compute_nothing_twice(toy_plugins, tmp_path):
 
 def test_a_failing_cell_does_not_stop_the_run(toy_plugins, tmp_path):
     out = tmp_path / "out"
-    result = CliRunner().invoke(main, [
-        "run", "--sources", "toy-uniform", "--estimators", "toy-raise,toy-ok,toy-nan", "--codecs", "none",
-        "--out", str(out), "--executor", "serial", "--no-progress",
-    ])
+    result = CliRunner().invoke(
+        main,
+        [
+            "run",
+            "--sources",
+            "toy-uniform",
+            "--estimators",
+            "toy-raise,toy-ok,toy-nan",
+            "--codecs",
+            "none",
+            "--out",
+            str(out),
+            "--executor",
+            "serial",
+            "--no-progress",
+        ],
+    )
     assert result.exit_code == 1
     assert "2 failed" in result.output and "boom from the toy estimator" in result.output
     table = leaderboard.read(out)
     assert sorted(table["status"]) == ["error", "error", "ok"]
     assert table.loc[table["method"] == "toy-ok", "rate_bits"].notna().all()
     ranking = CliRunner().invoke(main, ["leaderboard", str(out)])
-    assert ranking.exit_code == 0 and "toy-uniform" in ranking.output and "2 failed cell(s) or target(s)" in ranking.output
+    assert (
+        ranking.exit_code == 0 and "toy-uniform" in ranking.output and "2 failed cell(s) or target(s)" in ranking.output
+    )
 
 
 @pytest.mark.parametrize("executor", ["serial", "process"])
 def test_timeouts_become_error_cells(toy_plugins, tmp_path, executor):
     store = ResultStore(tmp_path)
     registry = get_registry()
-    specs = plan(registry, [registry.get("source", "toy-uniform")],
-                 [registry.get("estimator", "toy-slow"), registry.get("estimator", "toy-ok")])
+    specs = plan(
+        registry,
+        [registry.get("source", "toy-uniform")],
+        [registry.get("estimator", "toy-slow"), registry.get("estimator", "toy-ok")],
+    )
     ex = SerialExecutor() if executor == "serial" else ProcessExecutor(2)
     t0 = time.monotonic()
     summary = execute(specs, store, ex, timeout=1.0, progress=False)
@@ -202,8 +259,13 @@ def test_timeouts_become_error_cells(toy_plugins, tmp_path, executor):
 
 def test_same_seed_same_numbers_across_executors(toy_plugins, tmp_path):
     registry = get_registry()
-    specs = plan(registry, [registry.get("source", "toy-uniform"), registry.get("source", "gaussian-rcc")],
-                 [registry.get("estimator", "toy-ok"), registry.get("codec", "toy-quantizer")], profile="smoke", seeds=(0, 3))
+    specs = plan(
+        registry,
+        [registry.get("source", "toy-uniform"), registry.get("source", "gaussian-rcc")],
+        [registry.get("estimator", "toy-ok"), registry.get("codec", "toy-quantizer")],
+        profile="smoke",
+        seeds=(0, 3),
+    )
     tables = []
     for name, ex in (("serial", SerialExecutor()), ("process", ProcessExecutor(2))):
         store = ResultStore(tmp_path / name)
@@ -234,9 +296,16 @@ def test_a_reused_worker_gives_each_cell_its_own_numbers_and_memory(toy_plugins)
 def test_dask_local_cluster(toy_plugins, tmp_path):
     pytest.importorskip("distributed")
     registry = get_registry()
-    specs = plan(registry, [registry.get("source", "toy-uniform")],
-                 [registry.get("estimator", "toy-ok"), registry.get("estimator", "toy-raise"),
-                  registry.get("codec", "toy-quantizer")], seeds=(0, 1))
+    specs = plan(
+        registry,
+        [registry.get("source", "toy-uniform")],
+        [
+            registry.get("estimator", "toy-ok"),
+            registry.get("estimator", "toy-raise"),
+            registry.get("codec", "toy-quantizer"),
+        ],
+        seeds=(0, 1),
+    )
     store = ResultStore(tmp_path)
     summary = execute(specs, store, DaskExecutor(workers=1), timeout=60, progress=False)
     assert summary.computed == 6
@@ -249,9 +318,27 @@ def test_dask_local_cluster(toy_plugins, tmp_path):
 
 def test_kill_9_loses_no_finished_cell(toy_plugins, tmp_path):
     out = tmp_path / "out"
-    args = [sys.executable, "-m", "rdbench.cli", "run", "--sources", "toy-uniform", "--estimators", "toy-slow",
-            "--codecs", "none", "--seeds", ",".join(map(str, range(8))), "--set", "toy-slow.seconds=0.4",
-            "--executor", "serial", "--out", str(out), "--no-progress"]
+    args = [
+        sys.executable,
+        "-m",
+        "rdbench.cli",
+        "run",
+        "--sources",
+        "toy-uniform",
+        "--estimators",
+        "toy-slow",
+        "--codecs",
+        "none",
+        "--seeds",
+        ",".join(map(str, range(8))),
+        "--set",
+        "toy-slow.seconds=0.4",
+        "--executor",
+        "serial",
+        "--out",
+        str(out),
+        "--no-progress",
+    ]
     proc = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     cells = out / "cells"
     deadline = time.monotonic() + 60
@@ -281,7 +368,9 @@ def test_bad_command_lines_get_clear_errors(toy_plugins, tmp_path):
         (["--seeds", "a"], "comma-separated integers"),
     ]
     for extra, message in cases:
-        result = CliRunner().invoke(main, ["run", "--estimators", "toy-ok", "--codecs", "none", "--out", str(tmp_path), *extra])
+        result = CliRunner().invoke(
+            main, ["run", "--estimators", "toy-ok", "--codecs", "none", "--out", str(tmp_path), *extra]
+        )
         assert result.exit_code != 0, extra
         assert message in result.output, (extra, result.output)
 
@@ -289,7 +378,7 @@ def test_bad_command_lines_get_clear_errors(toy_plugins, tmp_path):
 def test_schema_is_documented_in_the_readme():
     """The README's schema table lists exactly the columns, in order, with their types and meanings."""
     readme = (ROOT / "README.md").read_text()
-    section = readme[readme.index("## Results schema"):readme.index("Beside it:")]
+    section = readme[readme.index("## Results schema") : readme.index("Beside it:")]
     rows = [line.strip("|").split(" | ") for line in section.splitlines() if line.startswith("| `")]
     documented = [(name.strip(" `"), kind, meaning.strip().replace("&#124;", "|")) for name, kind, meaning in rows]
     expected = [(name, str(t).replace("float64", "double"), meaning) for name, t, meaning in leaderboard.SCHEMA]
@@ -301,7 +390,13 @@ def test_artifacts_are_stored_beside_the_cell(tmp_path):
 
     store = ResultStore(tmp_path)
     spec = _spec()
-    result = {"cell_id": spec.cell_id, "spec": {}, "status": "ok", "points": [], "artifacts": {"0-model.bin": b"\x00\x01"}}
+    result = {
+        "cell_id": spec.cell_id,
+        "spec": {},
+        "status": "ok",
+        "points": [],
+        "artifacts": {"0-model.bin": b"\x00\x01"},
+    }
     store.write(result)
     assert store.artifact_path(spec.cell_id, "0-model.bin").read_bytes() == b"\x00\x01"
     assert "artifacts" not in json.loads(store.path(spec.cell_id).read_text())
@@ -314,8 +409,11 @@ def test_pairs_whose_measures_or_features_do_not_meet_are_not_planned():
     from rdbench.registry import Entry
 
     registry = get_registry()
-    sources = [registry.get("source", "gaussian-rcc"), registry.get("source", "bernoulli"),
-               registry.get("source", "laplace")]
+    sources = [
+        registry.get("source", "gaussian-rcc"),
+        registry.get("source", "bernoulli"),
+        registry.get("source", "laplace"),
+    ]
     any_measure = registry.get("estimator", "blahut-arimoto")
     plugin = any_measure.plugin
     only_mse = Entry("codec", PluginRecord("mse-only", "x", "m:f", distortions=("squared_error",)), plugin)
@@ -323,10 +421,19 @@ def test_pairs_whose_measures_or_features_do_not_meet_are_not_planned():
     skipped: list = []
     specs = plan(registry, sources, [any_measure, only_mse, gaussian_only], profile="smoke", skipped=skipped)
     pairs = {(s.source, s.method) for s in specs}
-    assert pairs == {("gaussian-rcc", "blahut-arimoto"), ("bernoulli", "blahut-arimoto"), ("laplace", "blahut-arimoto"),
-                     ("gaussian-rcc", "mse-only"), ("gaussian-rcc", "needs-gaussian")}
-    assert [(s, m) for s, m, _ in skipped] == [("bernoulli", "mse-only"), ("bernoulli", "needs-gaussian"),
-                                               ("laplace", "mse-only"), ("laplace", "needs-gaussian")]
+    assert pairs == {
+        ("gaussian-rcc", "blahut-arimoto"),
+        ("bernoulli", "blahut-arimoto"),
+        ("laplace", "blahut-arimoto"),
+        ("gaussian-rcc", "mse-only"),
+        ("gaussian-rcc", "needs-gaussian"),
+    }
+    assert [(s, m) for s, m, _ in skipped] == [
+        ("bernoulli", "mse-only"),
+        ("bernoulli", "needs-gaussian"),
+        ("laplace", "mse-only"),
+        ("laplace", "needs-gaussian"),
+    ]
     assert skipped[0][2] == "hamming distortion"
     assert skipped[1][2] == "no gaussian feature"
     with pytest.raises(Exception, match="distortion measures or required features"):

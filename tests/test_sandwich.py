@@ -13,16 +13,19 @@ torch = pytest.importorskip("torch")
 
 
 from conftest import run_smoke  # noqa: E402
+
 from rdbench import Source, SquaredError  # noqa: E402
 from rdbench.registry import get_registry  # noqa: E402
 from rdbench.slopes import GAUSSIAN, TARGET  # noqa: E402
 from rdbench.targets import Target  # noqa: E402
 from rdbench_plugins._conv import ConvDown, ConvUp  # noqa: E402
-from rdbench_plugins._torch_common import LinearPlusMLP  # noqa: E402
+from rdbench_plugins._torch_common import (
+    WARM_RULE,  # noqa: E402
+    LinearPlusMLP,  # noqa: E402
+)
 from rdbench_plugins.sandwich import upper as upper_module  # noqa: E402
 from rdbench_plugins.sandwich.lower import LEARNED, SandwichLower, batch_statistics  # noqa: E402
 from rdbench_plugins.sandwich.mode_search import _mean_shift, global_mode, log_mixture, mean_shift  # noqa: E402
-from rdbench_plugins._torch_common import WARM_RULE  # noqa: E402
 from rdbench_plugins.sandwich.upper import SandwichUpper  # noqa: E402
 
 UPPER_SMOKE = dict(steps=400, n_train=4096, n_val=1024, n_test=4096, hidden=32)
@@ -179,7 +182,9 @@ def test_upper_bound_curve_warm_starts_each_target_from_the_previous_model():
     assert low_rate.details["steps"] == round(0.4 * UPPER_SMOKE["steps"])
     assert low_rate.details["lambda_rule"] == f"{WARM_RULE} ({GAUSSIAN})"
     slope_ratio = 0.25 / 0.5  # the samples' Gaussian R(D) slopes |dR/dD| go as 1/D
-    assert low_rate.details["lambda_initial_bits"] == pytest.approx(high_rate.details["lambda_bits"] * slope_ratio, rel=1e-6)
+    assert low_rate.details["lambda_initial_bits"] == pytest.approx(
+        high_rate.details["lambda_bits"] * slope_ratio, rel=1e-6
+    )
     assert low_rate.distortion == pytest.approx(0.5, rel=0.15) and high_rate.distortion == pytest.approx(0.25, rel=0.15)
     assert low_rate.rate_bits < high_rate.rate_bits
 

@@ -102,8 +102,17 @@ class Curve(Estimator):
         return self.curve(source, [target], seed)[0]
 
     def curve(self, source, targets, seed):
-        return [[RDPoint(rate_bits=1.0 / target.distortion, distortion=target.distortion, bound="estimate",
-                         details={"targets_in_call": len(targets)})] for target in targets]
+        return [
+            [
+                RDPoint(
+                    rate_bits=1.0 / target.distortion,
+                    distortion=target.distortion,
+                    bound="estimate",
+                    details={"targets_in_call": len(targets)},
+                )
+            ]
+            for target in targets
+        ]
 
 
 class CurveQuantizer(FixedRateQuantizer):
@@ -132,11 +141,15 @@ class CurveQuantizer(FixedRateQuantizer):
 def rdbench_sources():
     return [
         PluginRecord(
-            "toy-uniform", "uniform on the unit square, squared error", "toy_plugin:UniformSource",
+            "toy-uniform",
+            "uniform on the unit square, squared error",
+            "toy_plugin:UniformSource",
             targets={"default": ("D/Dmax=0.5",)},
         ),
         PluginRecord(
-            "toy-uniform3", "uniform on the unit square, three default targets", "toy_plugin:UniformSource",
+            "toy-uniform3",
+            "uniform on the unit square, three default targets",
+            "toy_plugin:UniformSource",
             targets={"default": ("D/Dmax=0.25", "D/Dmax=0.5", "D/Dmax=0.75")},
         ),
     ]
@@ -148,13 +161,23 @@ def rdbench_estimators():
         PluginRecord("toy-ok", "returns a random point", "toy_plugin:make_misbehaving"),
         PluginRecord("toy-raise", "raises", "toy_plugin:make_misbehaving", defaults={"mode": "raise"}),
         PluginRecord("toy-nan", "returns NaN", "toy_plugin:make_misbehaving", defaults={"mode": "nan"}),
-        PluginRecord("toy-negative", "returns a negative rate", "toy_plugin:make_misbehaving", defaults={"mode": "negative"}),
+        PluginRecord(
+            "toy-negative", "returns a negative rate", "toy_plugin:make_misbehaving", defaults={"mode": "negative"}
+        ),
         PluginRecord("toy-slow", "sleeps", "toy_plugin:make_misbehaving", defaults={"seconds": 30.0}),
-        PluginRecord("toy-derived", "toy-ok's points, read back when the run has them", "toy_plugin:Derived",
-                     reads=("toy-ok",)),
-        PluginRecord("toy-derived-slow", "toy-slow's points (1.5 s), read back when the run has them",
-                     "toy_plugin:Derived", defaults={"name": "toy-slow", "settings": {"seconds": 1.5}}, reads=("toy-slow",)),
-        PluginRecord("toy-hog", "holds memory for a moment", "toy_plugin:make_misbehaving", defaults={"megabytes": 400}),
+        PluginRecord(
+            "toy-derived", "toy-ok's points, read back when the run has them", "toy_plugin:Derived", reads=("toy-ok",)
+        ),
+        PluginRecord(
+            "toy-derived-slow",
+            "toy-slow's points (1.5 s), read back when the run has them",
+            "toy_plugin:Derived",
+            defaults={"name": "toy-slow", "settings": {"seconds": 1.5}},
+            reads=("toy-slow",),
+        ),
+        PluginRecord(
+            "toy-hog", "holds memory for a moment", "toy_plugin:make_misbehaving", defaults={"megabytes": 400}
+        ),
         PluginRecord("toy-exit", "calls sys.exit", "toy_plugin:make_misbehaving", defaults={"mode": "exit"}),
         PluginRecord("toy-curve", "all targets in one call", "toy_plugin:Curve", curve=True),
     ]
@@ -165,9 +188,16 @@ def rdbench_codecs():
     return [
         PluginRecord("toy-quantizer", "fixed-rate uniform scalar quantizer (stream)", "toy_plugin:FixedRateQuantizer"),
         PluginRecord(
-            "toy-quantizer-oneshot", "fixed-rate uniform scalar quantizer (one message per realization)",
-            "toy_plugin:FixedRateQuantizer", defaults={"one_shot": True},
+            "toy-quantizer-oneshot",
+            "fixed-rate uniform scalar quantizer (one message per realization)",
+            "toy_plugin:FixedRateQuantizer",
+            defaults={"one_shot": True},
         ),
-        PluginRecord("toy-curve-codec", "a curve codec that can fail at one target", "toy_plugin:CurveQuantizer",
-                     defaults={"fail_at": -1, "raise_at": -1}, curve=True),
+        PluginRecord(
+            "toy-curve-codec",
+            "a curve codec that can fail at one target",
+            "toy_plugin:CurveQuantizer",
+            defaults={"fail_at": -1, "raise_at": -1},
+            curve=True,
+        ),
     ]

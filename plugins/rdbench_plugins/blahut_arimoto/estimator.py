@@ -27,7 +27,6 @@ import numpy as np
 from rdbench.distortion import flatten
 from rdbench.interfaces import Estimator, RDPoint, Source
 from rdbench.targets import Target
-
 from rdbench_plugins.blahut_arimoto.algorithm import CHUNK_BYTES, BAProblem, BAResult
 
 LN2 = math.log(2.0)
@@ -105,8 +104,12 @@ class BlahutArimoto(Estimator):
                 result = problem.solve(target.value * LN2, log_q0, tol=tol, max_iter=max_iter)
             else:
                 result = problem.solve_for_distortion(
-                    float(target.distortion), log_q0=log_q0, s0=None if start is None else start.slope,
-                    tol=tol, max_iter=max_iter, rtol=self.distortion_rtol,
+                    float(target.distortion),
+                    log_q0=log_q0,
+                    s0=None if start is None else start.slope,
+                    tol=tol,
+                    max_iter=max_iter,
+                    rtol=self.distortion_rtol,
                 )
             points[i] = self._point(result, problem, mode)
             start = result if result.slope > 0 else None

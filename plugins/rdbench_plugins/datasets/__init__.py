@@ -9,7 +9,6 @@ declares the records; the sources live in :mod:`.sources`.
 from __future__ import annotations
 
 from rdbench import PluginRecord, hookimpl
-
 from rdbench_plugins.datasets.catalog import FASHION_MNIST, MNIST, SVHN
 
 _MODULE = "rdbench_plugins.datasets.sources"

@@ -36,10 +36,18 @@ MNIST = Dataset(
     name="mnist",
     homepage="http://yann.lecun.com/exdb/mnist/",
     files=(
-        _file("train-images-idx3-ubyte.gz", 9912422,
-              "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609", _MNIST_URLS),
-        _file("t10k-images-idx3-ubyte.gz", 1648877,
-              "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6", _MNIST_URLS),
+        _file(
+            "train-images-idx3-ubyte.gz",
+            9912422,
+            "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609",
+            _MNIST_URLS,
+        ),
+        _file(
+            "t10k-images-idx3-ubyte.gz",
+            1648877,
+            "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6",
+            _MNIST_URLS,
+        ),
     ),
 )
 
@@ -47,10 +55,18 @@ FASHION_MNIST = Dataset(
     name="fashion-mnist",
     homepage="https://github.com/zalandoresearch/fashion-mnist",
     files=(
-        _file("train-images-idx3-ubyte.gz", 26421880,
-              "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84", (_FASHION_URL,)),
-        _file("t10k-images-idx3-ubyte.gz", 4422102,
-              "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073", (_FASHION_URL,)),
+        _file(
+            "train-images-idx3-ubyte.gz",
+            26421880,
+            "3aede38d61863908ad78613f6a32ed271626dd12800ba2636569512369268a84",
+            (_FASHION_URL,),
+        ),
+        _file(
+            "t10k-images-idx3-ubyte.gz",
+            4422102,
+            "346e55b948d973a97e58d2351dde16a484bd415d4595297633bb08f03db6a073",
+            (_FASHION_URL,),
+        ),
     ),
 )
 
@@ -58,9 +74,14 @@ SVHN = Dataset(
     name="svhn",
     homepage="http://ufldl.stanford.edu/housenumbers/",
     files=(
-        _file("train_32x32.mat", 182040794,
-              "435e94d69a87fde4fd4d7f3dd208dfc32cb6ae8af2240d066de1df7508d083b8", (_SVHN_URL,)),
-        _file("test_32x32.mat", 64275384,
-              "cdce80dfb2a2c4c6160906d0bd7c68ec5a99d7ca4831afa54f09182025b6a75b", (_SVHN_URL,)),
+        _file(
+            "train_32x32.mat",
+            182040794,
+            "435e94d69a87fde4fd4d7f3dd208dfc32cb6ae8af2240d066de1df7508d083b8",
+            (_SVHN_URL,),
+        ),
+        _file(
+            "test_32x32.mat", 64275384, "cdce80dfb2a2c4c6160906d0bd7c68ec5a99d7ca4831afa54f09182025b6a75b", (_SVHN_URL,)
+        ),
     ),
 )

@@ -45,7 +45,9 @@ def read(path: str | os.PathLike[str]) -> np.ndarray:
 def parse(raw: bytes, name: str = "IDX data") -> np.ndarray:
     """The array in decompressed IDX bytes; DataError if they are malformed."""
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
-        raise DataError(f"{name}: not an IDX file (its first bytes are {raw[:4].hex() or 'missing'}, expected 0000tttt)")
+        raise DataError(
+            f"{name}: not an IDX file (its first bytes are {raw[:4].hex() or 'missing'}, expected 0000tttt)"
+        )
     code, ndim = raw[2], raw[3]
     if code not in TYPES:
         raise DataError(f"{name}: unknown IDX type code 0x{code:02x}")

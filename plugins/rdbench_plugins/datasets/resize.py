@@ -52,4 +52,3 @@ def resize(images: np.ndarray, height: int, width: int) -> np.ndarray:
         rows = _round(block @ wx.T)  # horizontal pass: (b, h, width)
         out[start : start + _CHUNK] = _round(wy @ rows)  # vertical pass: (b, height, width)
     return out.reshape(*lead, height, width)
-

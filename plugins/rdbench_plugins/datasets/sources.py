@@ -19,7 +19,6 @@ import numpy as np
 from rdbench import Source, SquaredError
 from rdbench.data import DataError, Dataset
 from rdbench.interfaces import SPLITS, Split
-
 from rdbench_plugins.datasets import idx
 from rdbench_plugins.datasets.catalog import FASHION_MNIST, MNIST, SVHN
 from rdbench_plugins.datasets.resize import resize

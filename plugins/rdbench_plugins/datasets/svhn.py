@@ -24,7 +24,9 @@ def read_images(path: str | os.PathLike[str]) -> np.ndarray:
     try:
         content = loadmat(path, variable_names=["X"])
     except Exception as exc:  # noqa: BLE001 - scipy raises many types on malformed input
-        raise DataError(f"{path} is not a readable MATLAB v5 file or is truncated ({type(exc).__name__}: {exc})") from None
+        raise DataError(
+            f"{path} is not a readable MATLAB v5 file or is truncated ({type(exc).__name__}: {exc})"
+        ) from None
     x = content.get("X")
     if not isinstance(x, np.ndarray) or x.dtype != np.uint8 or x.ndim != 4 or x.shape[:3] != (32, 32, 3):
         found = f"{x.dtype} array of shape {x.shape}" if isinstance(x, np.ndarray) else type(x).__name__

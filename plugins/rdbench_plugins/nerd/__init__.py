@@ -55,7 +55,13 @@ def rdbench_estimators() -> list[PluginRecord]:
                     "n_eval_coarse": 4096,
                     "m_eval_max": 4096,
                 },
-                "paper": {"max_steps": 10000, "m_train_max": 40000, "n_eval": 8192, "n_eval_coarse": 2**18, "m_eval_max": 2**18},
+                "paper": {
+                    "max_steps": 10000,
+                    "m_train_max": 40000,
+                    "n_eval": 8192,
+                    "n_eval_coarse": 2**18,
+                    "m_eval_max": 2**18,
+                },
             },
         )
     ]

@@ -79,8 +79,10 @@ class Workspace:
     def buffers(self, d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         b = self._buffers
         if b is None or b[0].shape != d.shape or b[0].dtype != d.dtype or b[0].device != d.device:
-            b = self._buffers = (torch.empty_like(d, memory_format=torch.contiguous_format),
-                                 torch.empty_like(d, memory_format=torch.contiguous_format))
+            b = self._buffers = (
+                torch.empty_like(d, memory_format=torch.contiguous_format),
+                torch.empty_like(d, memory_format=torch.contiguous_format),
+            )
         return b
 
 

@@ -31,13 +31,12 @@ import torch
 from rdbench.distortion import flatten
 from rdbench.interfaces import Estimator, RDPoint, Source
 from rdbench.targets import Target
-
 from rdbench_plugins.budgets import NERD_BUDGETS, with_budget
 from rdbench_plugins.nerd.distances import pairwise_for
 from rdbench_plugins.nerd.generators import ConvGenerator, FCGenerator, build_generator, generator_config
 from rdbench_plugins.nerd.readout import ReadoutSettings, read_out
 from rdbench_plugins.nerd.storage import generator_bytes
-from rdbench_plugins.nerd.train import TrainResult, Trainer, TrainSettings
+from rdbench_plugins.nerd.train import Trainer, TrainResult, TrainSettings
 
 LN2 = math.log(2.0)
 #: Share of the source's variance the first generator starts with in the Lagrangian form.
@@ -79,11 +78,22 @@ class NERD(Estimator):
         n_eval_coarse: int = 131072,
         m_eval_max: int = 2**17,
     ) -> None:
-        counts = {"n_train": n_train, "channels": channels or 1, "window": window, "patience": patience,
-                  "anneal_steps": anneal_steps, "max_steps": 1 if max_steps is None else max_steps, "pairs": pairs,
-                  "m_train_max": 1 if m_train_max is None else m_train_max,
-                  "n_eval": n_eval, "n_eval_coarse": n_eval_coarse, "m_eval_max": m_eval_max,
-                  "lr_drops": lr_drops + 1, "latent_dim": latent_dim or 1, "hidden": hidden or 1}
+        counts = {
+            "n_train": n_train,
+            "channels": channels or 1,
+            "window": window,
+            "patience": patience,
+            "anneal_steps": anneal_steps,
+            "max_steps": 1 if max_steps is None else max_steps,
+            "pairs": pairs,
+            "m_train_max": 1 if m_train_max is None else m_train_max,
+            "n_eval": n_eval,
+            "n_eval_coarse": n_eval_coarse,
+            "m_eval_max": m_eval_max,
+            "lr_drops": lr_drops + 1,
+            "latent_dim": latent_dim or 1,
+            "hidden": hidden or 1,
+        }
         for name, value in counts.items():
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"nerd: {name} must be a positive integer, got {value!r}")
@@ -96,13 +106,20 @@ class NERD(Estimator):
         self.n_train = int(n_train)
         self.architecture = {"latent_dim": latent_dim, "hidden": hidden, "channels": channels}
         self.train_settings = TrainSettings(
-            lr=float(lr), window=int(window), patience=int(patience), tol_bits=float(tol_bits),
-            lr_drops=int(lr_drops), anneal_steps=int(anneal_steps), pairs=int(pairs),
+            lr=float(lr),
+            window=int(window),
+            patience=int(patience),
+            tol_bits=float(tol_bits),
+            lr_drops=int(lr_drops),
+            anneal_steps=int(anneal_steps),
+            pairs=int(pairs),
         )
         self.budget = {"max_steps": max_steps, "m_train_max": m_train_max}
         self.warm_settings = dataclasses.replace(self.train_settings, lr=float(warm_lr))
         self.readout_settings = ReadoutSettings(
-            n_fine=int(n_eval), n_coarse=int(n_eval_coarse), m_max=int(m_eval_max),
+            n_fine=int(n_eval),
+            n_coarse=int(n_eval_coarse),
+            m_max=int(m_eval_max),
             m_min=min(ReadoutSettings.m_min, int(m_eval_max)),
         )
 
@@ -147,8 +164,9 @@ class NERD(Estimator):
             else:
                 start, warm = (None, None) if previous is None else (previous.distortion, previous.details["beta"])
                 result = trainer.run(distortion=target.distortion, start=start, beta0=warm, rate_guess_bits=guess)
-            previous = points[i] = self._read_out(generator, config, target, result, x_eval, pairwise, seed,
-                                                  warm_start=len(points) > 0)
+            previous = points[i] = self._read_out(
+                generator, config, target, result, x_eval, pairwise, seed, warm_start=len(points) > 0
+            )
         return [[points[i]] for i in range(len(resolved))]
 
     def _samples(self, source: Source, n: int, seed: int, split: str) -> torch.Tensor:
@@ -173,8 +191,15 @@ class NERD(Estimator):
         z = torch.randn(m, config["latent_dim"], generator=rng).to(self.device)
         generator.eval()
         readout = read_out(
-            generator.for_sampling(), z, x_eval[: settings.n_fine], x_eval[settings.n_fine :], pairwise, m_coarse,
-            beta=result.beta, distortion=target.distortion, settings=settings,
+            generator.for_sampling(),
+            z,
+            x_eval[: settings.n_fine],
+            x_eval[settings.n_fine :],
+            pairwise,
+            m_coarse,
+            beta=result.beta,
+            distortion=target.distortion,
+            settings=settings,
         )
         generator.train()
         details = {

@@ -28,8 +28,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from rdbench_plugins.nerd.dual import Workspace, channel_stats, newton_beta
 from rdbench_plugins.nerd.distances import Pairwise
+from rdbench_plugins.nerd.dual import Workspace, channel_stats, newton_beta
 
 LN2 = math.log(2.0)
 
@@ -111,8 +111,10 @@ def read_out(
     spaces = [Workspace() for _ in range(3)]
 
     def evaluate(b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, tuple[float, float, float]]:
-        coarse = [channel_stats(pairwise(xc, yc), b, spaces[0])
-                  for xc in _row_chunks(x_coarse, m_coarse, settings.chunk_pairs)]
+        coarse = [
+            channel_stats(pairwise(xc, yc), b, spaces[0])
+            for xc in _row_chunks(x_coarse, m_coarse, settings.chunk_pairs)
+        ]
         fine, fine_c = [], []
         for xf in _row_chunks(x_fine, len(y), settings.chunk_pairs):
             d = pairwise(xf, y)

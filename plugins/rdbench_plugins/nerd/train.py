@@ -29,8 +29,8 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from rdbench_plugins._torch_common import adam
-from rdbench_plugins.nerd.dual import Workspace, channel_stats, solve_beta
 from rdbench_plugins.nerd.distances import Pairwise
+from rdbench_plugins.nerd.dual import Workspace, channel_stats, solve_beta
 
 LN2 = math.log(2.0)
 #: Where a batch that cannot reach D* aims: this fraction of the way from its nearest-neighbour

@@ -137,7 +137,9 @@ class BlockNTC(Codec):
             raise ValueError(f"block-NTC was fitted on realizations of shape {blocks.base.shape}, got {x.shape}")
         padded, pad = self._pad(x)
         message = varint(pad) + self.ntc.encode(blocks.stitch(padded))
-        self.stats = dataclasses.replace(self.ntc.stats, realizations=x.shape[0], real_bits=Bits.length(message)).details()
+        self.stats = dataclasses.replace(
+            self.ntc.stats, realizations=x.shape[0], real_bits=Bits.length(message)
+        ).details()
         return message
 
     def decode(self, message: bytes | Bits) -> np.ndarray:

@@ -94,13 +94,20 @@ class NTC(Codec):
             raise ValueError(f"tail_mass must lie in (0, 0.5), got {tail_mass!r}")
         if not 1 <= max_support < 2 ** (precision - 1):
             raise ValueError(f"max_support must lie in 1..2**(precision - 1), got {max_support!r}")
-        positive = {"steps": 1 if steps is None else steps, "batch_size": batch_size, "n_train": n_train, "n_val": n_val}
+        positive = {
+            "steps": 1 if steps is None else steps,
+            "batch_size": batch_size,
+            "n_train": n_train,
+            "n_val": n_val,
+        }
         for name, value in positive.items():
             if int(value) < 1:
                 raise ValueError(f"{name} must be >= 1, got {value!r}")
         self.steps = {"steps": steps, "finetune_steps": finetune_steps, "density_steps": density_steps}
         self.settings = dict(
-            batch_size=int(batch_size), lr=float(lr), quantization=quantization,
+            batch_size=int(batch_size),
+            lr=float(lr),
+            quantization=quantization,
             calibration_rounds=int(calibration_rounds),
         )
         self.n_train, self.n_val = int(n_train), int(n_val)
@@ -121,7 +128,9 @@ class NTC(Codec):
     def fit(self, source: Source, target: Target, seed: int) -> None:
         """Train on ``n_train`` realizations of the train split for ``target`` (resolved)."""
         distortion, train_x, val_x = self._split(source, seed)
-        self._fit_fresh(source, target, seed, distortion, train_x, val_x, target_slope(source, target, val_x.cpu().numpy()))
+        self._fit_fresh(
+            source, target, seed, distortion, train_x, val_x, target_slope(source, target, val_x.cpu().numpy())
+        )
 
     def fit_curve(self, source: Source, targets: Sequence[Target], seed: int) -> Iterator[Target]:
         """Fit each target (resolved) from the highest rate down, yielding it once fitted.
@@ -145,7 +154,10 @@ class NTC(Codec):
                 before, before_log = previous
                 lam, rule = slope.bits, slope.rule
                 if target.distortion is not None and before.bits > 0:
-                    lam, rule = warm_lambda(before_log.lambda_final, before.bits, slope.bits), f"{WARM_RULE} ({slope.rule})"
+                    lam, rule = (
+                        warm_lambda(before_log.lambda_final, before.bits, slope.bits),
+                        f"{WARM_RULE} ({slope.rule})",
+                    )
                 steps = self._budget(source)
                 kind = "image" if is_image(tuple(source.shape)) else "vector"
                 fraction = self.warm_fraction or NTC_BUDGETS[kind]["warm_fraction"]
@@ -167,18 +179,35 @@ class NTC(Codec):
         return with_budget(self.steps, NTC_BUDGETS["image" if is_image(tuple(source.shape)) else "vector"])
 
     def _fit_fresh(
-        self, source: Source, target: Target, seed: int, distortion: Distortion,
-        train_x: torch.Tensor, val_x: torch.Tensor, slope: Slope,
+        self,
+        source: Source,
+        target: Target,
+        seed: int,
+        distortion: Distortion,
+        train_x: torch.Tensor,
+        val_x: torch.Tensor,
+        slope: Slope,
     ) -> TrainingLog:
         """A new model, its step from :func:`.training.initial_step`, trained for ``target``."""
         step = initial_step(val_x, distortion, target.distortion, slope.bits, source.distortion.name)
         self.model = seeded(seed, lambda: NTCModel(tuple(source.shape), self.latent, self.hidden, step))
         self.model.to(self.device)
-        return self._train(target, seed, distortion, train_x, val_x, slope.bits, slope.rule, self._budget(source), warm_start=False)
+        return self._train(
+            target, seed, distortion, train_x, val_x, slope.bits, slope.rule, self._budget(source), warm_start=False
+        )
 
     def _train(
-        self, target: Target, seed: int, distortion: Distortion, train_x: torch.Tensor, val_x: torch.Tensor,
-        lam: float, rule: str, steps: dict[str, int], *, warm_start: bool,
+        self,
+        target: Target,
+        seed: int,
+        distortion: Distortion,
+        train_x: torch.Tensor,
+        val_x: torch.Tensor,
+        lam: float,
+        rule: str,
+        steps: dict[str, int],
+        *,
+        warm_start: bool,
     ) -> TrainingLog:
         """Train ``self.model`` from lambda ``lam`` (bits per unit distortion), then build the coding tables."""
         model = self._fitted()
@@ -186,8 +215,17 @@ class NTC(Codec):
         self.target_distortion = target.distortion
         self.warm_start = warm_start
         self.log = train(
-            model, train_x, val_x, distortion, lam, rule, target.distortion, generator=generator,
-            start_factor=1.0 if warm_start else START_FACTOR, **steps, **self.settings,
+            model,
+            train_x,
+            val_x,
+            distortion,
+            lam,
+            rule,
+            target.distortion,
+            generator=generator,
+            start_factor=1.0 if warm_start else START_FACTOR,
+            **steps,
+            **self.settings,
         )
         model.eval()
         self.models = model.density.coding_models(self.tail_mass, self.max_support, self.precision)
@@ -265,4 +303,3 @@ class NTC(Codec):
         if self.stats is not None:
             out.update(self.stats.details())
         return out
-

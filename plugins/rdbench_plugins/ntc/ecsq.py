@@ -64,14 +64,20 @@ def ecsq_hull(steps: int = 300) -> tuple[np.ndarray, np.ndarray]:
     points.sort()
     hull: list[tuple[float, float]] = []
     for p in points:  # monotone chain, lower hull
-        while len(hull) >= 2 and (hull[-1][0] - hull[-2][0]) * (p[1] - hull[-2][1]) - (hull[-1][1] - hull[-2][1]) * (p[0] - hull[-2][0]) <= 0:
+        while (
+            len(hull) >= 2
+            and (hull[-1][0] - hull[-2][0]) * (p[1] - hull[-2][1]) - (hull[-1][1] - hull[-2][1]) * (p[0] - hull[-2][0])
+            <= 0
+        ):
             hull.pop()
         hull.append(p)
     d, h = np.array(hull).T
     return d, h
 
 
-def ecsq_allocation_rate(variances: np.ndarray, distortion: float, hull: tuple[np.ndarray, np.ndarray] | None = None) -> float:
+def ecsq_allocation_rate(
+    variances: np.ndarray, distortion: float, hull: tuple[np.ndarray, np.ndarray] | None = None
+) -> float:
     """Bits per realization of ECSQ on independent N(0, variances[k]) components (say, a
     Gaussian in its eigenbasis) with the rates allocated optimally for a total MSE
     ``distortion``: the lower convex hull of the sum, found by equal slopes."""

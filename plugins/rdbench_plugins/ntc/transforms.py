@@ -15,6 +15,7 @@ import math
 
 import torch
 from torch import nn
+
 from rdbench_plugins._conv import ConvDown, ConvUp, latent_size
 from rdbench_plugins._torch_common import LinearPlusMLP
 

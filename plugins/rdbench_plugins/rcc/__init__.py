@@ -31,7 +31,15 @@ _SEARCH = {
     "chunk_size": 2**14,
     "table_bits": None,
 }
-_NERD = {"exact": False, "max_test": NERD_MAX_TEST["default"], "nerd_profile": "default", "nerd": {}, "device": "cpu", "generator": None, "generator_rate_bits": None}
+_NERD = {
+    "exact": False,
+    "max_test": NERD_MAX_TEST["default"],
+    "nerd_profile": "default",
+    "nerd": {},
+    "device": "cpu",
+    "generator": None,
+    "generator_rate_bits": None,
+}
 _NERD_PROFILES = {profile: {"nerd_profile": profile, "max_test": n} for profile, n in NERD_MAX_TEST.items()}
 
 

@@ -85,21 +85,31 @@ class RCC(Codec):
             raise ValueError(f"method must be one of {METHODS}, got {method!r}")
         if channel not in CHANNELS:
             raise ValueError(f"channel must be one of {CHANNELS}, got {channel!r}")
-        for name, value in (("max_candidates", max_candidates), ("chunk_size", chunk_size),
-                            ("n_candidates", 1 if n_candidates is None else n_candidates),
-                            ("max_test", 1 if max_test is None else max_test)):
+        for name, value in (
+            ("max_candidates", max_candidates),
+            ("chunk_size", chunk_size),
+            ("n_candidates", 1 if n_candidates is None else n_candidates),
+            ("max_test", 1 if max_test is None else max_test),
+        ):
             if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if n_candidates is not None and n_candidates > max_candidates:
             raise ValueError(f"n_candidates={n_candidates} exceeds max_candidates={max_candidates}")
-        if isinstance(margin_bits, bool) or not isinstance(margin_bits, (int, float)) or not (
-            0 <= margin_bits < math.inf
+        if (
+            isinstance(margin_bits, bool)
+            or not isinstance(margin_bits, (int, float))
+            or not (0 <= margin_bits < math.inf)
         ):
             raise ValueError(f"margin_bits must be a number >= 0, got {margin_bits!r}")
         if not isinstance(exact, bool):
             raise ValueError(f"exact must be true or false, got {exact!r}")
-        nerd_only = {"nerd_profile": nerd_profile, "nerd": nerd, "device": device, "generator": generator,
-                     "generator_rate_bits": generator_rate_bits}
+        nerd_only = {
+            "nerd_profile": nerd_profile,
+            "nerd": nerd,
+            "device": device,
+            "generator": generator,
+            "generator_rate_bits": generator_rate_bits,
+        }
         if channel == "exact" and any(v is not None for v in nerd_only.values()):
             given = sorted(k for k, v in nerd_only.items() if v is not None)
             raise ValueError(f"{', '.join(given)} only apply to channel='nerd'")

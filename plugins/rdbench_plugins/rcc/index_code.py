@@ -54,4 +54,3 @@ class IndexCode:
     def ideal_bits(self, index: int) -> float:
         """-log2 q of the table (escapes: plus their Elias-gamma bits)."""
         return self._code.ideal_bits([index])
-

@@ -34,8 +34,10 @@ class NerdChannel(Channel):
         data = read_generator_file(generator_file)
         config = data["config"]
         if tuple(config["shape"]) != tuple(source.shape):
-            raise ValueError(f"the NERD generator makes realizations of shape {tuple(config['shape'])}, "
-                             f"the source's are {tuple(source.shape)}")
+            raise ValueError(
+                f"the NERD generator makes realizations of shape {tuple(config['shape'])}, "
+                f"the source's are {tuple(source.shape)}"
+            )
         beta = float(data["beta"])
         if not (math.isfinite(beta) and beta <= 0):
             raise ValueError(f"the NERD generator's beta must be finite and <= 0, got {beta!r}")

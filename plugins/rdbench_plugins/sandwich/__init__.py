@@ -85,7 +85,14 @@ def rdbench_estimators() -> list[PluginRecord]:
             },
             curve=True,
             profiles={
-                "smoke": {"steps": 200, "k": 256, "train_k": 256, "n_train": 4096, "eval_batches": 20, "alpha_batches": 5},
+                "smoke": {
+                    "steps": 200,
+                    "k": 256,
+                    "train_k": 256,
+                    "n_train": 4096,
+                    "eval_batches": 20,
+                    "alpha_batches": 5,
+                },
                 "paper": {
                     "steps": 10_000,
                     "k": 16_384,

@@ -176,10 +176,16 @@ class SandwichLower(Estimator):
         check_settings(
             "sandwich-lower",
             whole={
-                "steps": (steps, 1), "k": (k, 2), "train_k": (train_k, 2), "n_train": (n_train, 1),
-                "hidden": (hidden, 1), "layers": (layers, 0), "train_starts": (train_starts, 1),
+                "steps": (steps, 1),
+                "k": (k, 2),
+                "train_k": (train_k, 2),
+                "n_train": (n_train, 1),
+                "hidden": (hidden, 1),
+                "layers": (layers, 0),
+                "train_starts": (train_starts, 1),
                 "train_iterations": (train_iterations, 1),
-                "eval_batches": (eval_batches, 2), "alpha_batches": (alpha_batches, 1),
+                "eval_batches": (eval_batches, 2),
+                "alpha_batches": (alpha_batches, 1),
                 "max_iterations": (max_iterations, 1),
             },
             positive={"lr": lr, "tolerance": tolerance, "lambda_lr": lambda_lr, "warm_fraction": warm_fraction},
@@ -216,7 +222,9 @@ class SandwichLower(Estimator):
         dims = math.prod(source.shape)
         train_x = samples(source, self.n_train, seed, "train", self.device, torch.float32)
         batches = self.alpha_batches + self.eval_batches
-        test_x = samples(source, batches * self.k, seed, "test", self.device, torch.float64).reshape(batches, self.k, dims)
+        test_x = samples(source, batches * self.k, seed, "test", self.device, torch.float64).reshape(
+            batches, self.k, dims
+        )
         points: dict[int, RDPoint] = {}
         previous: tuple[torch.nn.Module, Slope, float] | None = None
         for i in sorted(range(len(resolved)), key=lambda i: slopes[i].bits, reverse=True):
@@ -225,7 +233,13 @@ class SandwichLower(Estimator):
         return [[points[i]] for i in range(len(resolved))]
 
     def _fit(
-        self, source: Source, target: Target, slope: Slope, seed: int, train_x: torch.Tensor, test_x: torch.Tensor,
+        self,
+        source: Source,
+        target: Target,
+        slope: Slope,
+        seed: int,
+        train_x: torch.Tensor,
+        test_x: torch.Tensor,
         previous: tuple[torch.nn.Module, Slope, float] | None,
     ) -> tuple[RDPoint, torch.nn.Module, float]:
         """(the point, the trained log u, its slope lambda in nats per unit distortion)."""
@@ -237,7 +251,9 @@ class SandwichLower(Estimator):
         learn = slope.rule == HIGH_RATE  # no trustworthy slope: learn it at the target distortion
         lam_start, lam_start_bits = slope.nats, slope.bits
         if previous is None:
-            log_u = seeded(seed, lambda: LinearPlusMLP(dims, 1, self.hidden, self.layers, identity=False)).to(self.device)
+            log_u = seeded(seed, lambda: LinearPlusMLP(dims, 1, self.hidden, self.layers, identity=False)).to(
+                self.device
+            )
             steps = self.steps
         else:
             log_u, steps = copy.deepcopy(previous[0]), max(1, round(self.warm_fraction * self.steps))
@@ -252,8 +268,12 @@ class SandwichLower(Estimator):
             lu = log_u(x).squeeze(-1)
             lam = log_lam.exp() if learn else slope.nats
             mode = global_mode(  # at the current lambda, held fixed
-                x, -lu.detach(), float(lam.detach()) if learn else lam, starts=self.train_starts,
-                max_iterations=self.train_iterations, tolerance=self.tolerance,
+                x,
+                -lu.detach(),
+                float(lam.detach()) if learn else lam,
+                starts=self.train_starts,
+                max_iterations=self.train_iterations,
+                tolerance=self.tolerance,
             )
             bound = batch_intercept(x, lu, mode.y, lam)  # a lower bound on R(D) + lam D, nats
             return -(bound - lam * distortion) if learn else -bound

@@ -146,13 +146,17 @@ def mean_shift(
         return _mean_shift(y, x, log_weights, lam, max_iterations, tolerance)
     center = x.mean(0)
     coarse, _, first, _ = _climb(
-        (y - center).float(), _Mixture((x - center).float(), log_weights.float(), lam), max_iterations,
-        COARSE_TOLERANCE, merge=PATH_MERGE_WIDTHS,
+        (y - center).float(),
+        _Mixture((x - center).float(), log_weights.float(), lam),
+        max_iterations,
+        COARSE_TOLERANCE,
+        merge=PATH_MERGE_WIDTHS,
     )
     grid = torch.round(coarse.double() * (math.sqrt(lam) / MERGE_WIDTHS))
     _, group, representative = _first_of_groups(grid)
-    ends, values, second, converged = _mean_shift(coarse[representative].double() + center, x, log_weights, lam,
-                                                  max_iterations, tolerance)
+    ends, values, second, converged = _mean_shift(
+        coarse[representative].double() + center, x, log_weights, lam, max_iterations, tolerance
+    )
     return ends[group], values[group], first + second, converged
 
 

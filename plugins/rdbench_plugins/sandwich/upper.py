@@ -30,8 +30,8 @@ two slopes.
 
 from __future__ import annotations
 
-import math
 import copy
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -157,9 +157,15 @@ class SandwichUpper(Estimator):
         check_settings(
             "sandwich-upper",
             whole={
-                "steps": (steps, 1), "batch_size": (batch_size, 1), "n_train": (n_train, 1), "n_val": (n_val, 1),
-                "n_test": (n_test, 2), "latent": (1 if latent is None else latent, 1),
-                "hidden": (1 if hidden is None else hidden, 1), "layers": (layers, 0), "components": (components, 1),
+                "steps": (steps, 1),
+                "batch_size": (batch_size, 1),
+                "n_train": (n_train, 1),
+                "n_val": (n_val, 1),
+                "n_test": (n_test, 2),
+                "latent": (1 if latent is None else latent, 1),
+                "hidden": (1 if hidden is None else hidden, 1),
+                "layers": (layers, 0),
+                "components": (components, 1),
                 "calibration_rounds": (calibration_rounds, 0),
             },
             positive={"lr": lr, "warm_fraction": warm_fraction},
@@ -195,8 +201,15 @@ class SandwichUpper(Estimator):
         return [[points[i]] for i in range(len(resolved))]
 
     def _fit(
-        self, source: Source, target: Target, slope: Slope, seed: int, train_x: torch.Tensor, val_x: torch.Tensor,
-        test_x: torch.Tensor, previous: tuple[BetaVAE, Slope, float] | None,
+        self,
+        source: Source,
+        target: Target,
+        slope: Slope,
+        seed: int,
+        train_x: torch.Tensor,
+        val_x: torch.Tensor,
+        test_x: torch.Tensor,
+        previous: tuple[BetaVAE, Slope, float] | None,
     ) -> tuple[RDPoint, BetaVAE, float]:
         """(the point, the trained model, its final lambda in bits per unit distortion)."""
         distortion = torch_distortion(source.distortion.name, "sandwich-upper")

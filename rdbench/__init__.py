@@ -14,19 +14,22 @@ except PackageNotFoundError:  # running from a source tree that was never instal
 
 from rdbench.distortion import AbsoluteError, Distortion, Hamming, SquaredError
 from rdbench.hookspecs import hookimpl
-from rdbench.interfaces import Bits, Codec, Estimator, RDPoint, Source
-from rdbench.records import PluginRecord
+from rdbench.interfaces import Bits, Codec, Estimator, GaussianLaw, RDPoint, Source
+from rdbench.records import CodecRecord, EstimatorRecord, SourceRecord
 
 __all__ = [
     "AbsoluteError",
     "Bits",
     "Codec",
+    "CodecRecord",
     "Distortion",
     "Estimator",
+    "EstimatorRecord",
+    "GaussianLaw",
     "Hamming",
-    "PluginRecord",
     "RDPoint",
     "Source",
+    "SourceRecord",
     "SquaredError",
     "__version__",
     "hookimpl",

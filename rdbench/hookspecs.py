@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import pluggy
 
-from rdbench.records import PluginRecord
+from rdbench.records import CodecRecord, EstimatorRecord, SourceRecord
 
 PROJECT = "rdbench"
 hookspec = pluggy.HookspecMarker(PROJECT)
@@ -22,15 +22,15 @@ hookimpl = pluggy.HookimplMarker(PROJECT)
 
 
 @hookspec
-def rdbench_sources() -> list[PluginRecord]:
+def rdbench_sources() -> list[SourceRecord]:
     """Sources this plugin provides; each factory returns a :class:`rdbench.Source`."""
 
 
 @hookspec
-def rdbench_estimators() -> list[PluginRecord]:
+def rdbench_estimators() -> list[EstimatorRecord]:
     """R(D) estimators; each factory returns a :class:`rdbench.Estimator`."""
 
 
 @hookspec
-def rdbench_codecs() -> list[PluginRecord]:
+def rdbench_codecs() -> list[CodecRecord]:
     """Codecs; each factory returns a :class:`rdbench.Codec`."""

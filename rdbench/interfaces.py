@@ -14,7 +14,7 @@ import math
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -117,6 +117,24 @@ class Source(ABC):
         if split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {split!r}")
         return np.random.default_rng([int(seed), SPLITS.index(split)])
+
+
+@runtime_checkable
+class GaussianLaw(Protocol):
+    """What a source declaring the feature ``gaussian`` provides (``SourceRecord.features``):
+    its realizations are X = V Z with Z ~ N(0, diag(variances)), a centered Gaussian law of
+    shape (m,) under squared error, whose R(D)-achieving channel is known in closed form
+    (reverse water-filling, :class:`rdbench.gaussian.WaterFilling`). The exact RCC channel
+    (``pfr``, ``orc``) reads only these two attributes.
+    """
+
+    @property
+    def variances(self) -> np.ndarray:
+        """The covariance's eigenvalues sigma_k^2 > 0, shape (m,), in the order of V's columns."""
+
+    @property
+    def rotation(self) -> np.ndarray:
+        """The orthogonal eigenbasis V, shape (m, m)."""
 
 
 @dataclass

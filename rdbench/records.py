@@ -1,16 +1,18 @@
-"""What a plugin's hook returns: one :class:`PluginRecord` per source, estimator or codec."""
+"""What a plugin's hooks return: a :class:`SourceRecord`, :class:`EstimatorRecord` or
+:class:`CodecRecord` per source, estimator or codec (one type per hook, so a field that does
+not apply to a kind is an error where the record is written)."""
 
 from __future__ import annotations
 
-import difflib
 import importlib
 import json
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import KW_ONLY, dataclass, field
+from typing import Any, ClassVar
 
 from rdbench.data import Dataset
+from rdbench.settings import Check, validate
 
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 PROFILES: tuple[str, ...] = ("smoke", "default", "paper")
@@ -18,7 +20,8 @@ PROFILES: tuple[str, ...] = ("smoke", "default", "paper")
 
 @dataclass(frozen=True)
 class PluginRecord:
-    """One source, estimator or codec contributed by a plugin.
+    """What every record holds (use :class:`SourceRecord`, :class:`EstimatorRecord` or
+    :class:`CodecRecord`).
 
     name: unique identifier used on the command line (lowercase, digits, ``-._``).
     summary: one line for ``rdbench list``.
@@ -28,53 +31,39 @@ class PluginRecord:
     version: defaults to the version of the distribution that provides the plugin.
     extras: optional extras of that distribution this record needs (``("torch",)``);
         the record is shown as unavailable while any of their requirements is missing.
-    defaults: default settings (JSON-serializable values).
+    defaults: default settings (JSON values); an override must have its default's type.
+    checks: what values a setting accepts beyond its type (:mod:`rdbench.settings`:
+        ``whole(minimum=1)``, ``number(above=0)``, ``choice("a", "b")``), validated at plan time.
     profiles: per-profile overrides of ``defaults``: ``{"smoke": {...}, "paper": {...}}``.
-    targets: sources only: default targets per profile, e.g. ``{"default": ("R=1", "R=2")}``;
-        a profile without an entry uses the ``default`` entry.
     distortions: distortion measures (``squared_error``, ``hamming``, ...): for a source, its
         measure; for an estimator or codec, the measures it handles. Empty means any. The
         runner pairs a source with a method only when their measures meet, so
         ``--sources all`` never plans a cell that cannot work.
-    features: sources only: what the source offers beyond samples, for methods that need it
-        (the built-in Gaussians declare ``gaussian``: an exact Gaussian law whose optimal
-        channel is known in closed form).
-    requires: estimators and codecs only: features a source must declare for this method to
-        run on it (``pfr`` requires ``gaussian``); the runner pairs them like ``distortions``.
-    data: sources that read files: the :class:`~rdbench.data.Dataset` they need (names,
-        sizes, SHA-256, URLs). ``rdbench data`` lists and fetches it; ``--sources all``
-        skips the source while a file is missing or wrong, and naming it is an error.
-    curve: estimators and codecs only: the method computes a source's targets better
-        together (warm starts along the curve) through ``Estimator.curve`` /
-        ``Codec.fit_curve``; the runner then gives it one cell per (source, settings, seed)
-        holding every target.
     file_settings: settings whose value names a file (a trained model, say): the file must
         exist at plan time, and its content hash joins the cell's identity.
     resolve: ``"module:callable"`` (cheap to import, like the record module) called at plan
         time as ``resolve(settings, source) -> settings`` to fill in settings left at None
         from the source (budgets by realization shape, caps by split size), so a stored
         cell says exactly what ran.
-    reads: estimators and codecs only: the estimators whose cells of the same run this
-        method reads through :func:`rdbench.cells.estimate` (NERD-RCC reads ``nerd``); the
-        runner starts its cells after theirs on the same source and seed have finished.
     """
+
+    #: ``source``, ``estimator`` or ``codec``: the hook that returns this record type.
+    kind: ClassVar[str] = ""
 
     name: str
     summary: str
     factory: str
+    _: KW_ONLY
     version: str | None = None
     extras: tuple[str, ...] = ()
     defaults: Mapping[str, Any] = field(default_factory=dict)
+    checks: Mapping[str, Check] = field(default_factory=dict)
     profiles: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
-    targets: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     distortions: tuple[str, ...] = ()
-    features: tuple[str, ...] = ()
-    requires: tuple[str, ...] = ()
-    data: Dataset | None = None
-    curve: bool = False
     file_settings: tuple[str, ...] = ()
     resolve: str | None = None
-    reads: tuple[str, ...] = ()
+
+    _STRING_TUPLES: ClassVar[tuple[str, ...]] = ("extras", "distortions", "file_settings")
 
     def validate(self) -> None:
         """Raise ValueError naming the first malformed field."""
@@ -85,18 +74,10 @@ class PluginRecord:
         module, sep, attr = str(self.factory).partition(":")
         if not sep or not module or not attr:
             raise ValueError(f"record {self.name!r}: factory {self.factory!r} must be 'module:callable'")
-        if not isinstance(self.extras, tuple) or not all(isinstance(e, str) for e in self.extras):
-            raise ValueError(f"record {self.name!r}: extras must be a tuple of strings")
-        for key in ("distortions", "features", "requires", "file_settings", "reads"):
+        for key in self._STRING_TUPLES:
             value = getattr(self, key)
             if not isinstance(value, tuple) or not all(isinstance(d, str) for d in value):
                 raise ValueError(f"record {self.name!r}: {key} must be a tuple of strings")
-        if self.data is not None:
-            if not isinstance(self.data, Dataset):
-                raise ValueError(f"record {self.name!r}: data must be an rdbench.data.Dataset")
-            self.data.validate()
-        if not isinstance(self.curve, bool):
-            raise ValueError(f"record {self.name!r}: curve must be True or False")
         if self.resolve is not None and ":" not in str(self.resolve):
             raise ValueError(f"record {self.name!r}: resolve {self.resolve!r} must be 'module:callable'")
         if not isinstance(self.defaults, Mapping):
@@ -105,23 +86,25 @@ class PluginRecord:
             json.dumps(dict(self.defaults), allow_nan=False)
         except (TypeError, ValueError) as exc:
             raise ValueError(f"record {self.name!r}: defaults must be JSON values ({exc})") from None
-        for key, table in (("profiles", self.profiles), ("targets", self.targets)):
-            if not isinstance(table, Mapping) or set(table) - set(PROFILES):
-                raise ValueError(f"record {self.name!r}: {key} keys must be among {PROFILES}")
+        if not isinstance(self.checks, Mapping) or not all(isinstance(c, Check) for c in self.checks.values()):
+            raise ValueError(f"record {self.name!r}: checks must map settings to rdbench.settings checks")
+        for key, names in (("checks", self.checks), ("file_settings", self.file_settings)):
+            missing = sorted(set(names) - set(self.defaults))
+            if missing:
+                raise ValueError(f"record {self.name!r}: {key} names {', '.join(missing)}, which defaults lacks")
+        if not isinstance(self.profiles, Mapping) or set(self.profiles) - set(PROFILES):
+            raise ValueError(f"record {self.name!r}: profiles keys must be among {PROFILES}")
         for profile, overrides in self.profiles.items():
             unknown = sorted(set(overrides) - set(self.defaults))
             if unknown:
                 raise ValueError(
                     f"record {self.name!r}: profile {profile!r} sets {', '.join(unknown)}, which defaults lacks"
                 )
-        missing = sorted(set(self.file_settings) - set(self.defaults))
-        if missing:
-            raise ValueError(f"record {self.name!r}: file_settings {', '.join(missing)} are not in defaults")
-        for profile, targets in self.targets.items():
-            from rdbench.targets import Target
-
-            for text in targets:
-                Target.parse(text)
+        for profile in PROFILES:
+            try:
+                self.check_settings(self.settings(profile))
+            except ValueError as exc:
+                raise ValueError(f"record {self.name!r}: the {profile} profile's settings are invalid: {exc}") from None
 
     def settings(self, profile: str, overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """defaults, then the profile's overrides, then the user's overrides."""
@@ -132,31 +115,85 @@ class PluginRecord:
         merged.update(overrides or {})
         return merged
 
-    def check_overrides(self, overrides: Mapping[str, Any]) -> dict[str, Any]:
-        """``overrides`` checked against :attr:`defaults`, whole floats made integers where the
-        default is one (``1e4`` from JSON). Raises ValueError naming the first key that is not
-        a setting of this record or whose value's type does not match the default's (a
-        default of None takes any value; a whole number stands for a float)."""
-        checked = dict(overrides)
-        for key, value in overrides.items():
-            if key not in self.defaults:
-                hint = difflib.get_close_matches(key, list(self.defaults), n=1)
-                known = (
-                    f"did you mean {hint[0]!r}?"
-                    if hint
-                    else f"its settings are {', '.join(sorted(self.defaults)) or '(none)'}"
-                )
-                raise ValueError(f"{self.name} has no setting {key!r}; {known}")
-            expected = _json_kind(self.defaults[key])
-            if expected is not None and value is not None and not _fits(value, expected):
-                raise ValueError(
-                    f"{self.name}.{key}={json.dumps(value)}: expected {expected} (default {json.dumps(self.defaults[key])})"
-                )
-            if expected == "a whole number" and value is not None:
-                checked[key] = int(value)
-        return checked
+    def check_settings(self, values: Mapping[str, Any]) -> dict[str, Any]:
+        """``values`` (some or all settings) validated by :func:`rdbench.settings.validate`:
+        known keys, the defaults' types, the record's checks; whole floats made ints."""
+        return validate(self.name, self.defaults, self.checks, values)
 
-    def mismatch(self, source: PluginRecord) -> str | None:
+    def load(self) -> Callable[..., Any]:
+        """Import and return the factory."""
+        module, _, attr = self.factory.partition(":")
+        obj: Any = importlib.import_module(module)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+        return obj
+
+
+@dataclass(frozen=True, kw_only=True)
+class SourceRecord(PluginRecord):
+    """A source. Besides :class:`PluginRecord`'s fields:
+
+    targets: default targets per profile, e.g. ``{"default": ("R=1", "R=2")}``; a profile
+        without an entry uses the ``default`` entry.
+    features: what the source offers beyond samples, for methods that require it
+        (``gaussian``: the source implements :class:`rdbench.interfaces.GaussianLaw`).
+    data: for sources that read files, the :class:`~rdbench.data.Dataset` they need (names,
+        sizes, SHA-256, URLs). ``rdbench data`` lists and fetches it; ``--sources all``
+        skips the source while a file is missing or wrong, and naming it is an error.
+    """
+
+    kind: ClassVar[str] = "source"
+
+    targets: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    features: tuple[str, ...] = ()
+    data: Dataset | None = None
+
+    _STRING_TUPLES: ClassVar[tuple[str, ...]] = (*PluginRecord._STRING_TUPLES, "features")
+
+    def validate(self) -> None:
+        super().validate()
+        if self.data is not None:
+            if not isinstance(self.data, Dataset):
+                raise ValueError(f"record {self.name!r}: data must be an rdbench.data.Dataset")
+            self.data.validate()
+        if not isinstance(self.targets, Mapping) or set(self.targets) - set(PROFILES):
+            raise ValueError(f"record {self.name!r}: targets keys must be among {PROFILES}")
+        from rdbench.targets import Target
+
+        for targets in self.targets.values():
+            for text in targets:
+                Target.parse(text)
+
+    def default_targets(self, profile: str) -> tuple[str, ...]:
+        return tuple(self.targets.get(profile, self.targets.get("default", ())))
+
+
+@dataclass(frozen=True, kw_only=True)
+class MethodRecord(PluginRecord):
+    """What estimator and codec records share. Besides :class:`PluginRecord`'s fields:
+
+    requires: features a source must declare for this method to run on it (``pfr``
+        requires ``gaussian``); the runner pairs them like ``distortions``.
+    curve: the method computes a source's targets better together (warm starts along the
+        curve) through ``Estimator.curve`` / ``Codec.fit_curve``; the runner then gives it
+        one cell per (source, settings, seed) holding every target.
+    reads: the estimators whose cells of the same run this method reads through
+        :func:`rdbench.cells.estimate` (NERD-RCC reads ``nerd``); the runner starts its
+        cells after theirs on the same source and seed have finished.
+    """
+
+    requires: tuple[str, ...] = ()
+    curve: bool = False
+    reads: tuple[str, ...] = ()
+
+    _STRING_TUPLES: ClassVar[tuple[str, ...]] = (*PluginRecord._STRING_TUPLES, "requires", "reads")
+
+    def validate(self) -> None:
+        super().validate()
+        if not isinstance(self.curve, bool):
+            raise ValueError(f"record {self.name!r}: curve must be True or False")
+
+    def mismatch(self, source: SourceRecord) -> str | None:
         """Why this method cannot run on ``source`` (a few words about the source), or None.
 
         Their distortion measures must meet (empty on either side: any), and the source must
@@ -169,44 +206,20 @@ class PluginRecord:
             return f"no {', '.join(missing)} feature"
         return None
 
-    def default_targets(self, profile: str) -> tuple[str, ...]:
-        return tuple(self.targets.get(profile, self.targets.get("default", ())))
 
-    def load(self) -> Callable[..., Any]:
-        """Import and return the factory."""
-        module, _, attr = self.factory.partition(":")
-        obj: Any = importlib.import_module(module)
-        for part in attr.split("."):
-            obj = getattr(obj, part)
-        return obj
+@dataclass(frozen=True, kw_only=True)
+class EstimatorRecord(MethodRecord):
+    """An estimator of R(D) (see :class:`MethodRecord`)."""
+
+    kind: ClassVar[str] = "estimator"
 
 
-def _json_kind(value: Any) -> str | None:
-    """The kind of a default value: what an override must be (None: anything)."""
-    if value is None:
-        return None
-    for kind, types in (
-        ("true or false", bool),
-        ("a whole number", int),
-        ("a number", float),
-        ("a string", str),
-        ("a list", (list, tuple)),
-        ("a JSON object", Mapping),
-    ):
-        if isinstance(value, types):
-            return kind
-    return None
+@dataclass(frozen=True, kw_only=True)
+class CodecRecord(MethodRecord):
+    """A codec (see :class:`MethodRecord`)."""
+
+    kind: ClassVar[str] = "codec"
 
 
-def _fits(value: Any, kind: str) -> bool:
-    number = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if kind == "a whole number":
-        return number and float(value).is_integer()
-    if kind == "a number":
-        return number
-    return {
-        "true or false": isinstance(value, bool),
-        "a string": isinstance(value, str),
-        "a list": isinstance(value, (list, tuple)),
-        "a JSON object": isinstance(value, Mapping),
-    }[kind]
+#: The record type each kind's hook returns.
+RECORD_TYPES: dict[str, type[PluginRecord]] = {r.kind: r for r in (SourceRecord, EstimatorRecord, CodecRecord)}

@@ -28,12 +28,11 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from rdbench import hookspecs
-from rdbench.records import PluginRecord
+from rdbench.records import RECORD_TYPES, PluginRecord, SourceRecord
 
 GROUP = "rdbench"
 #: The distribution of the built-in plugins.
 BUILTIN = "rdbench"
-Kind = Literal["source", "estimator", "codec"]
 HOOKS: dict[str, str] = {
     "source": "rdbench_sources",
     "estimator": "rdbench_estimators",
@@ -109,13 +108,15 @@ class Entry:
         data file of its record's dataset that is missing or fails verification."""
         if self.missing:
             return f"needs {', '.join(self.missing)}; install it with {self.install_hint()}"
-        return None if self.record.data is None else self.record.data.problem()
+        if not isinstance(self.record, SourceRecord) or self.record.data is None:
+            return None
+        return self.record.data.problem()
 
     def create(self, settings: Mapping[str, Any]) -> Any:
         """Import the factory and build the object with ``settings`` as keyword arguments."""
         if self.missing:
             raise PluginError(f"{self.kind} {self.name!r} {self.unavailable_reason()}")
-        return self.record.load()(**settings)
+        return self.record.load()(**self.record.check_settings(settings))
 
 
 def _missing_requirements(dist: md.Distribution | None, extras: Iterable[str]) -> tuple[str, ...]:
@@ -250,13 +251,14 @@ class Registry:
     def _check_records(self, kind: str, records: object, info: PluginInfo, dist: md.Distribution | None) -> list[Entry]:
         if records is None:
             return []
+        expected = RECORD_TYPES[kind].__name__
         if not isinstance(records, (list, tuple)):
-            raise ValueError(f"expected a list of PluginRecord, got {type(records).__name__}")
+            raise ValueError(f"expected a list of {expected}, got {type(records).__name__}")
         entries = []
         names = set()
         for record in records:
-            if not isinstance(record, PluginRecord):
-                raise ValueError(f"expected PluginRecord, got {type(record).__name__}: {record!r}")
+            if not isinstance(record, RECORD_TYPES[kind]):
+                raise ValueError(f"expected {expected}, got {type(record).__name__}: {record!r}")
             record.validate()
             other = self._entries[kind].get(record.name)
             if other is not None or record.name in names:

@@ -118,7 +118,7 @@ def plan(
     if unknown:
         raise PlanError(f"--set names {', '.join(unknown)}, which is not a selected source or method")
     try:
-        checked = {name: entries[name].record.check_overrides(values) for name, values in overrides.items()}
+        checked = {name: entries[name].record.check_settings(values) for name, values in overrides.items()}
         target_texts = [str(Target.parse(text)) for text in targets or ()]
     except ValueError as exc:
         raise PlanError(f"--set {exc}" if not isinstance(exc, TargetError) else str(exc)) from None
@@ -169,8 +169,8 @@ def _planned_source(
 ) -> tuple[Any, dict[str, Any], dict[str, str]]:
     """The source created for planning, its part of each cell's spec, and the hashes of
     the files its settings name."""
-    settings = entry.record.settings(profile, overrides)
     try:
+        settings = entry.record.check_settings(entry.record.settings(profile, overrides))
         source = entry.create(settings)
         for text in targets:
             Target.parse(text).resolve(source)

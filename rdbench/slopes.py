@@ -31,14 +31,17 @@ exact R(D) and D_max, otherwise the high-rate one.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
+from rdbench.distortion import SquaredError
+from rdbench.gaussian import WaterFilling
 from rdbench.interfaces import Source
 from rdbench.targets import Target
+from rdbench.units import to_bits, to_nats
 
-LN2 = math.log(2.0)
 TARGET, EXACT, GAUSSIAN, HIGH_RATE = (
     "target slope",
     "exact R(D) slope",
@@ -62,7 +65,13 @@ class Slope:
     @property
     def nats(self) -> float:
         """lambda in nats per unit distortion."""
-        return self.bits * LN2
+        return to_nats(self.bits)
+
+
+def steepest_first(slopes: Sequence[Slope]) -> list[int]:
+    """Indices of ``slopes`` from the steepest (highest rate) down: the order in which a
+    method warm-starts each target of a curve from the previous one."""
+    return sorted(range(len(slopes)), key=lambda i: slopes[i].bits, reverse=True)
 
 
 def exact_slope_bits(source: Source, distortion: float) -> float | None:
@@ -80,24 +89,18 @@ def exact_slope_bits(source: Source, distortion: float) -> float | None:
 
 
 def high_rate_dimensions(source: Source) -> float:
-    """k of the high-rate slope k / D (nats): components/2 for squared error, else components."""
-    components = math.prod(source.shape)
-    return components / 2 if source.distortion.name == "squared_error" else float(components)
+    """k of the high-rate slope k / D (nats): components / p for d = sum |x - y|^p."""
+    return source.distortion.high_rate_dimensions(math.prod(source.shape))
 
 
 def gaussian_slope_bits(samples: np.ndarray, distortion: float) -> float | None:
     """|R'(D)| = log2(e) / (2 theta) bits of the Gaussian with the covariance of ``samples``
-    (N, ...) under squared error, theta solving sum_k min(theta, var_k) = D over its
-    eigenvalues; None when D is at least their sum (no active component: slope 0)."""
+    (N, ...) under squared error (reverse water-filling over its eigenvalues,
+    :class:`rdbench.gaussian.WaterFilling`); None when D is at least their sum (slope 0)."""
     x = np.asarray(samples, dtype=np.float64).reshape(len(samples), -1)
-    variances = np.sort(np.clip(np.linalg.eigvalsh(np.atleast_2d(np.cov(x, rowvar=False))), 0.0, None))
-    below = 0.0  # the variances under the water
-    for k, v in enumerate(variances):
-        theta = (distortion - below) / (len(variances) - k)
-        if theta <= v:
-            return math.log2(math.e) / (2 * theta)
-        below += v
-    return None
+    variances = np.clip(np.linalg.eigvalsh(np.atleast_2d(np.cov(x, rowvar=False))), 0.0, None)
+    filling = WaterFilling(variances)
+    return filling.slope_bits(distortion) if distortion < filling.d_max else None
 
 
 def target_slope(source: Source, target: Target, samples: np.ndarray | None = None) -> Slope:
@@ -109,11 +112,11 @@ def target_slope(source: Source, target: Target, samples: np.ndarray | None = No
     exact = exact_slope_bits(source, distortion)
     if exact is not None:
         return Slope(exact, EXACT)
-    if samples is not None and source.distortion.name == "squared_error":
+    if samples is not None and isinstance(source.distortion, SquaredError):
         gaussian = gaussian_slope_bits(samples, distortion)
         if gaussian is not None:
             return Slope(gaussian, GAUSSIAN)
-    return Slope(high_rate_dimensions(source) / distortion / LN2, HIGH_RATE)
+    return Slope(to_bits(high_rate_dimensions(source) / distortion), HIGH_RATE)
 
 
 def high_rate_distortion(source: Source, slope: Slope) -> float:

@@ -88,14 +88,14 @@ def method_fields(entry: Entry, settings: Mapping[str, Any], source: Source) -> 
 def resolve_settings(entry: Entry, settings: Mapping[str, Any], source: Source) -> dict[str, Any]:
     """``settings`` with what the record resolves at plan time filled in (see
     :attr:`PluginRecord.resolve`)."""
-    settings = dict(settings)
+    settings = entry.record.check_settings(settings)
     if entry.record.resolve is None:
         return settings
     module, _, attr = entry.record.resolve.partition(":")
     resolved = getattr(importlib.import_module(module), attr)(settings, source)
     if not isinstance(resolved, Mapping) or set(resolved) != set(settings):
         raise ValueError(f"{entry.name}: resolve {entry.record.resolve} must return the same setting keys")
-    return dict(resolved)
+    return entry.record.check_settings(resolved)
 
 
 def file_hashes(entry: Entry, settings: Mapping[str, Any], role: str) -> dict[str, str]:

@@ -13,6 +13,7 @@ Written on the command line and in plugin records as strings:
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Literal
 
@@ -83,3 +84,14 @@ class Target:
             if d is None:
                 raise TargetError(f"target {self}: the source's R(D) never reaches {self.value:g} bits")
         return Target(self.kind, self.value, float(d))
+
+
+def highest_rate_first(resolved: Sequence[Target]) -> list[int]:
+    """Indices of resolved targets from the highest rate down (distortion targets by increasing
+    distortion, then slope targets by decreasing slope): the order in which a method that
+    cannot rank slopes and distortions together walks a curve."""
+    return sorted(range(len(resolved)), key=lambda i: _rate_order(resolved[i]))
+
+
+def _rate_order(target: Target) -> tuple[int, float]:
+    return (1, -target.value) if target.kind == "slope" else (0, float(target.distortion))

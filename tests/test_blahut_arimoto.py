@@ -11,15 +11,14 @@ from scipy.special import logsumexp
 
 from rdbench import Hamming, Source, SquaredError
 from rdbench.interfaces import DiscreteModel
-from rdbench.records import PluginRecord
+from rdbench.records import EstimatorRecord
 from rdbench.targets import Target
+from rdbench.units import LN2
 from rdbench_plugins.analytic_sources.discrete import BernoulliSource
 from rdbench_plugins.analytic_sources.gaussian import paper_m20
 from rdbench_plugins.blahut_arimoto import rdbench_estimators
 from rdbench_plugins.blahut_arimoto.algorithm import LOG_ZERO, BAProblem
 from rdbench_plugins.blahut_arimoto.estimator import BlahutArimoto
-
-LN2 = math.log(2)
 
 
 def h2(t: float) -> float:
@@ -107,7 +106,6 @@ def test_slope_target_is_in_bits_per_unit_distortion():
     d = point.distortion  # R'(D) = log2(D / (1 - D)) for the Bernoulli source
     assert math.log2((1 - d) / d) == pytest.approx(3.0, rel=1e-6)
     assert point.details["slope_bits"] == pytest.approx(3.0)
-    assert point.details["slope_nats"] == pytest.approx(3.0 * LN2)
 
 
 def test_curve_is_decreasing_and_convex():
@@ -301,11 +299,12 @@ def test_lower_bound_holds_for_outputs_that_underflowed():
 
 def test_record_and_factory():
     (record,) = rdbench_estimators()
-    assert isinstance(record, PluginRecord)
+    assert isinstance(record, EstimatorRecord)
     record.validate()
     assert record.name == "blahut-arimoto" and record.curve
     assert {record.settings(p)["n_samples"] for p in ("smoke", "default", "paper")} == {300, 2000, 60000}
     estimator = record.load()(**record.settings("smoke"))
     assert isinstance(estimator, BlahutArimoto)
-    with pytest.raises(ValueError, match="n_samples"):
-        BlahutArimoto(n_samples=0)
+    for bad in ({"n_samples": 0}, {"n_samples": 2.5}, {"n_samples": True}, {"tol_bits": -1.0}):
+        with pytest.raises(ValueError, match=f"blahut-arimoto.{next(iter(bad))}="):
+            record.check_settings(bad)

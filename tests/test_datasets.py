@@ -349,7 +349,7 @@ def test_a_dropped_connection_mid_file_leaves_nothing_behind(tmp_path, server):
 # -- the command line and the runner --------------------------------------------------------
 
 TOY_PLUGIN = """
-from rdbench import PluginRecord, hookimpl
+from rdbench import SourceRecord, hookimpl
 from rdbench.data import DataFile, Dataset
 
 DATASET = Dataset("toy-images", (
@@ -366,7 +366,7 @@ def make():
 
 @hookimpl
 def rdbench_sources():
-    return [PluginRecord("toy-images", "tiny IDX images", "toy_images:make", data=DATASET,
+    return [SourceRecord("toy-images", "tiny IDX images", "toy_images:make", data=DATASET,
                          targets={{"default": ("D/Dmax=0.5",)}}, distortions=("squared_error",))]
 """
 

@@ -41,7 +41,7 @@ TOY_RUN = [
 SLEEPER = """
 import os, time
 from pathlib import Path
-from rdbench import Estimator, PluginRecord, RDPoint, hookimpl
+from rdbench import Estimator, EstimatorRecord, RDPoint, hookimpl
 
 class Sleeper(Estimator):
     def __init__(self, seconds: float = 60.0) -> None:
@@ -54,7 +54,7 @@ class Sleeper(Estimator):
 
 @hookimpl
 def rdbench_estimators():
-    return [PluginRecord("toy-sleeper", "marks its process, then sleeps", "toy_sleeper:Sleeper")]
+    return [EstimatorRecord("toy-sleeper", "marks its process, then sleeps", "toy_sleeper:Sleeper")]
 """
 
 
@@ -261,8 +261,8 @@ def test_a_plugin_that_exits_is_a_plugin_error(plugin_site, fresh_registries, co
 # -- 5. built-in names -------------------------------------------------------------------
 def test_a_plugin_cannot_take_a_builtin_name_whatever_its_name(plugin_site):
     code = (
-        "from rdbench import PluginRecord, hookimpl\n@hookimpl\ndef rdbench_sources():\n"
-        "    return [PluginRecord('gaussian', 'an impostor', 'toy_evil:make')]\n"
+        "from rdbench import SourceRecord, hookimpl\n@hookimpl\ndef rdbench_sources():\n"
+        "    return [SourceRecord('gaussian', 'an impostor', 'toy_evil:make')]\n"
     )
     plugin_site.add("evil", {"aaa-evil": "toy_evil"}, {"toy_evil": code})
     registry = get_registry(refresh=True)

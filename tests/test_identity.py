@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from rdbench import leaderboard, spec
 from rdbench.cells import run_cell
 from rdbench.cli import main
-from rdbench.records import PluginRecord
+from rdbench.records import EstimatorRecord
 from rdbench.registry import get_registry
 from rdbench.runner import PlanError, plan
 from rdbench.store import ResultStore
@@ -120,9 +120,9 @@ def test_a_plugin_that_calls_sys_exit_is_a_failed_cell(toy_plugins, tmp_path):
 
 def test_profile_tables_may_only_override_known_settings():
     with pytest.raises(ValueError, match="profile 'smoke' sets steps, which defaults lacks"):
-        PluginRecord("x", "x", "m:f", defaults={"lr": 1.0}, profiles={"smoke": {"steps": 3}}).validate()
+        EstimatorRecord("x", "x", "m:f", defaults={"lr": 1.0}, profiles={"smoke": {"steps": 3}}).validate()
     with pytest.raises(ValueError, match="defaults must be JSON values"):
-        PluginRecord("x", "x", "m:f", defaults={"f": float("nan")}).validate()
+        EstimatorRecord("x", "x", "m:f", defaults={"f": float("nan")}).validate()
 
 
 def test_a_curve_method_gets_one_cell_with_every_target(toy_plugins, tmp_path):
@@ -197,9 +197,9 @@ def test_a_slow_plugin_import_is_not_charged_to_the_cell(plugin_site, tmp_path):
         {
             "toy_sleepy": (
                 "import time\ntime.sleep(6.0)\n"
-                "from rdbench import PluginRecord, hookimpl\n"
+                "from rdbench import EstimatorRecord, hookimpl\n"
                 "@hookimpl\ndef rdbench_estimators():\n"
-                "    return [PluginRecord('sleepy', 'x', 'rdbench_plugins.blahut_arimoto.estimator:BlahutArimoto')]\n"
+                "    return [EstimatorRecord('sleepy', 'x', 'rdbench_plugins.blahut_arimoto.estimator:BlahutArimoto')]\n"
             )
         },
     )

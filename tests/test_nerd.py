@@ -150,7 +150,7 @@ def test_nerd_learns_a_gaussian_with_inactive_components():
         assert point.bound == "estimate" and point.rate_ceiling_bits == pytest.approx(math.log2(point.details["m"]))
         assert point.distortion == pytest.approx(target.distortion, rel=2e-3)
         assert abs(point.rate_bits - source.rate_distortion(point.distortion)) < 0.05
-        assert point.details["beta"] < 0 and point.details["slope_bits"] > 0
+        assert point.details["slope_bits"] > 0
 
 
 class ShiftedGaussian(Source):
@@ -274,7 +274,7 @@ def test_slope_targets_use_the_lagrangian_form():
     # so the tangent point is D = log2(e) / 2 + 0.5 + 0.02 + 0.01 (the untrained start lands
     # several per cent above it, and over 0.1 bit above R(D))
     point = NERD(**FAST).estimate(source, Target.parse("slope=1"), seed=0)[0]
-    assert point.details["form"] == "slope" and point.details["beta"] == pytest.approx(-math.log(2))
+    assert point.details["form"] == "slope" and point.details["slope_bits"] == pytest.approx(1.0)
     assert point.distortion == pytest.approx(math.log2(math.e) / 2 + 0.53, rel=0.02)
     assert abs(point.rate_bits - source.rate_distortion(point.distortion)) < 0.05
 
@@ -283,8 +283,10 @@ def test_distortions_that_are_not_differentiable_are_refused():
     source = get_registry().get("source", "bernoulli").create({})
     with pytest.raises(ValueError, match="differentiable"):
         NERD(**FAST).estimate(source, Target.parse("R=0.3").resolve(source), seed=0)
-    with pytest.raises(ValueError, match="max_steps"):
-        NERD(max_steps=0)
+    record = get_registry().get("estimator", "nerd").record
+    for bad in ({"max_steps": 0}, {"lr": 0.0}, {"n_train": 1.5}, {"lr_drops": -1}):
+        with pytest.raises(ValueError, match=f"nerd.{next(iter(bad))}="):
+            record.check_settings(bad)
 
 
 def test_rdbench_run_end_to_end(tmp_path):

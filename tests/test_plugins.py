@@ -13,11 +13,11 @@ from rdbench.cli import main
 from rdbench.registry import PluginError, Registry, get_registry
 
 GOOD = """
-from rdbench import PluginRecord, hookimpl
+from rdbench import SourceRecord, hookimpl
 
 @hookimpl
 def rdbench_sources():
-    return [PluginRecord("toy-extra-source", "a toy", "toy_good:make")]
+    return [SourceRecord("toy-extra-source", "a toy", "toy_good:make")]
 """
 
 
@@ -115,13 +115,13 @@ def test_installed_distribution_that_raises_on_import_is_reported_and_skipped(pl
             "malformed record",
         ),
         (
-            "from rdbench import PluginRecord, hookimpl\n@hookimpl\ndef rdbench_sources():\n"
-            "    return [PluginRecord('Bad Name!', 'x', 'a:b')]\n",
+            "from rdbench import SourceRecord, hookimpl\n@hookimpl\ndef rdbench_sources():\n"
+            "    return [SourceRecord('Bad Name!', 'x', 'a:b')]\n",
             "must match",
         ),
         (
-            "from rdbench import PluginRecord, hookimpl\n@hookimpl\ndef rdbench_sources():\n"
-            "    return [PluginRecord('ok-name', 'x', 'no-colon')]\n",
+            "from rdbench import SourceRecord, hookimpl\n@hookimpl\ndef rdbench_sources():\n"
+            "    return [SourceRecord('ok-name', 'x', 'no-colon')]\n",
             "module:callable",
         ),
         ("from rdbench import hookimpl\n@hookimpl\ndef rdbench_sourcez():\n    return []\n", "invalid hook"),
@@ -165,8 +165,8 @@ def test_plugins_can_be_disabled_by_name(plugin_site, monkeypatch):
 
 def test_missing_optional_dependency_makes_a_record_unavailable(plugin_site):
     code = (
-        "from rdbench import PluginRecord, hookimpl\n@hookimpl\ndef rdbench_estimators():\n"
-        "    return [PluginRecord('fancy-estimator', 'needs a missing package', 'toy_fancy:Make', extras=('fancy',))]\n"
+        "from rdbench import EstimatorRecord, hookimpl\n@hookimpl\ndef rdbench_estimators():\n"
+        "    return [EstimatorRecord('fancy-estimator', 'needs a missing package', 'toy_fancy:Make', extras=('fancy',))]\n"
     )
     plugin_site.add(
         "rdbench-fancy",

@@ -134,21 +134,41 @@ def test_a_finite_test_split_is_coded_each_realization_once():
 
 
 def test_a_cell_reads_back_the_runs_stored_estimator_cell(toy_plugins, tmp_path):
-    """rdbench.cells.estimate inside a cell returns the run's stored cell of that estimator (same
-    source, settings, target, seed), and computes when the run has none or the settings differ."""
-    derived = _planned("toy-derived")
-    fresh = run_cell(derived, tmp_path)
-    assert fresh["status"] == "ok" and "reused_cell" not in fresh["points"][0]["details"]
-    stored = _planned("toy-ok")
-    result = run_cell(stored)
-    result["points"][0]["rate_bits"] = 0.123456  # a number only the stored file holds
-    ResultStore(tmp_path).write(result)
-    reused = run_cell(derived, tmp_path)["points"][0]
-    assert reused["details"]["reused_cell"] == stored.cell_id
-    assert reused["rate_bits"] == 0.123456 != fresh["points"][0]["rate_bits"]
-    other = run_cell(CellSpec(**{**derived.__dict__, "method_settings": {"settings": {"seconds": 0.0}}}), tmp_path)
-    assert "reused_cell" not in other["points"][0]["details"]
-    assert "reused_cell" not in run_cell(derived)["points"][0]["details"]  # outside a run
+    """rdbench.cells.estimate inside a cell returns the run's stored cell of that estimator with
+    the settings it asks for (same source, target, seed), and computes when the run has none
+    with those settings, or outside a run. Two stored toy-ok cells whose offsets (0 and 10)
+    change their numbers, each edited to a number only its file holds: a reader that ignores
+    its settings, or recomputes instead of reading, gets the wrong one."""
+    registry = get_registry()
+    uniform = [registry.get("source", "toy-uniform")]
+
+    def planned(name: str, settings: dict) -> CellSpec:
+        (spec,) = plan(registry, uniform, [registry.get("estimator", name)], overrides={name: settings})
+        return spec
+
+    store, stored = ResultStore(tmp_path), {}
+    for offset, only_in_file in ((0.0, 0.123456), (10.0, 10.654321)):
+        spec = planned("toy-ok", {"offset": offset})
+        result = run_cell(spec)
+        assert result["status"] == "ok", result.get("error")
+        stored[offset] = (spec.cell_id, result["points"][0]["rate_bits"], only_in_file)
+        result["points"][0]["rate_bits"] = only_in_file
+        store.write(result)
+    (id_0, computed_0, file_0), (id_10, computed_10, file_10) = stored[0.0], stored[10.0]
+    assert id_0 != id_10 and computed_10 == pytest.approx(computed_0 + 10)  # the settings change the numbers
+
+    def read(settings: dict, out: Path | None = tmp_path) -> dict:
+        result = run_cell(planned("toy-derived", {"settings": settings}), out)
+        assert result["status"] == "ok", result.get("error")
+        return result["points"][0]
+
+    for settings, cell_id, number in (({"offset": 10.0}, id_10, file_10), ({"offset": 0.0}, id_0, file_0)):
+        point = read(settings)
+        assert point["details"]["reused_cell"] == cell_id and point["rate_bits"] == number, settings
+    fresh = read({"offset": 5.0})  # no stored cell has these settings: computed here
+    assert "reused_cell" not in fresh["details"] and fresh["rate_bits"] == pytest.approx(computed_0 + 5)
+    outside = read({"offset": 10.0}, None)  # outside a run
+    assert "reused_cell" not in outside["details"] and outside["rate_bits"] == pytest.approx(computed_10)
 
 
 @pytest.mark.parametrize("executor", ["process", "serial"])
@@ -405,7 +425,7 @@ def test_artifacts_are_stored_beside_the_cell(tmp_path):
 
 
 def test_pairs_whose_measures_or_features_do_not_meet_are_not_planned():
-    from rdbench.records import PluginRecord
+    from rdbench.records import CodecRecord
     from rdbench.registry import Entry
 
     registry = get_registry()
@@ -416,8 +436,8 @@ def test_pairs_whose_measures_or_features_do_not_meet_are_not_planned():
     ]
     any_measure = registry.get("estimator", "blahut-arimoto")
     plugin = any_measure.plugin
-    only_mse = Entry("codec", PluginRecord("mse-only", "x", "m:f", distortions=("squared_error",)), plugin)
-    gaussian_only = Entry("codec", PluginRecord("needs-gaussian", "x", "m:f", requires=("gaussian",)), plugin)
+    only_mse = Entry("codec", CodecRecord("mse-only", "x", "m:f", distortions=("squared_error",)), plugin)
+    gaussian_only = Entry("codec", CodecRecord("needs-gaussian", "x", "m:f", requires=("gaussian",)), plugin)
     skipped: list = []
     specs = plan(registry, sources, [any_measure, only_mse, gaussian_only], profile="smoke", skipped=skipped)
     pairs = {(s.source, s.method) for s in specs}

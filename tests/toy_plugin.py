@@ -11,7 +11,17 @@ import time
 
 import numpy as np
 
-from rdbench import Codec, Estimator, PluginRecord, RDPoint, Source, SquaredError, hookimpl
+from rdbench import (
+    Codec,
+    CodecRecord,
+    Estimator,
+    EstimatorRecord,
+    RDPoint,
+    Source,
+    SourceRecord,
+    SquaredError,
+    hookimpl,
+)
 
 
 class UniformSource(Source):
@@ -59,8 +69,8 @@ class FixedRateQuantizer(Codec):
 class Misbehaving(Estimator):
     """An estimator that fails in the way ``mode`` says."""
 
-    def __init__(self, mode: str = "ok", seconds: float = 0.0, megabytes: int = 0) -> None:
-        self.mode, self.seconds, self.megabytes = mode, seconds, megabytes
+    def __init__(self, mode: str = "ok", seconds: float = 0.0, megabytes: int = 0, offset: float = 0.0) -> None:
+        self.mode, self.seconds, self.megabytes, self.offset = mode, seconds, megabytes, offset
 
     def estimate(self, source, target, seed):
         time.sleep(self.seconds)
@@ -76,7 +86,7 @@ class Misbehaving(Estimator):
             raise SystemExit(0)
         rng = np.random.default_rng(seed)
         d = target.distortion if target.distortion is not None else 1.0
-        return [RDPoint(rate_bits=float(rng.random()), distortion=d, bound="estimate")]
+        return [RDPoint(rate_bits=float(rng.random()) + self.offset, distortion=d, bound="estimate")]
 
 
 def make_misbehaving(**settings):
@@ -140,13 +150,13 @@ class CurveQuantizer(FixedRateQuantizer):
 @hookimpl
 def rdbench_sources():
     return [
-        PluginRecord(
+        SourceRecord(
             "toy-uniform",
             "uniform on the unit square, squared error",
             "toy_plugin:UniformSource",
             targets={"default": ("D/Dmax=0.5",)},
         ),
-        PluginRecord(
+        SourceRecord(
             "toy-uniform3",
             "uniform on the unit square, three default targets",
             "toy_plugin:UniformSource",
@@ -158,42 +168,48 @@ def rdbench_sources():
 @hookimpl
 def rdbench_estimators():
     return [
-        PluginRecord("toy-ok", "returns a random point", "toy_plugin:make_misbehaving"),
-        PluginRecord("toy-raise", "raises", "toy_plugin:make_misbehaving", defaults={"mode": "raise"}),
-        PluginRecord("toy-nan", "returns NaN", "toy_plugin:make_misbehaving", defaults={"mode": "nan"}),
-        PluginRecord(
+        EstimatorRecord(
+            "toy-ok", "returns a random point (plus offset)", "toy_plugin:make_misbehaving", defaults={"offset": 0.0}
+        ),
+        EstimatorRecord("toy-raise", "raises", "toy_plugin:make_misbehaving", defaults={"mode": "raise"}),
+        EstimatorRecord("toy-nan", "returns NaN", "toy_plugin:make_misbehaving", defaults={"mode": "nan"}),
+        EstimatorRecord(
             "toy-negative", "returns a negative rate", "toy_plugin:make_misbehaving", defaults={"mode": "negative"}
         ),
-        PluginRecord("toy-slow", "sleeps", "toy_plugin:make_misbehaving", defaults={"seconds": 30.0}),
-        PluginRecord(
-            "toy-derived", "toy-ok's points, read back when the run has them", "toy_plugin:Derived", reads=("toy-ok",)
+        EstimatorRecord("toy-slow", "sleeps", "toy_plugin:make_misbehaving", defaults={"seconds": 30.0}),
+        EstimatorRecord(
+            "toy-derived",
+            "toy-ok's points with settings, read back when the run has them",
+            "toy_plugin:Derived",
+            defaults={"name": "toy-ok", "settings": {}},
+            reads=("toy-ok",),
         ),
-        PluginRecord(
+        EstimatorRecord(
             "toy-derived-slow",
             "toy-slow's points (1.5 s), read back when the run has them",
             "toy_plugin:Derived",
             defaults={"name": "toy-slow", "settings": {"seconds": 1.5}},
             reads=("toy-slow",),
         ),
-        PluginRecord(
+        EstimatorRecord(
             "toy-hog", "holds memory for a moment", "toy_plugin:make_misbehaving", defaults={"megabytes": 400}
         ),
-        PluginRecord("toy-exit", "calls sys.exit", "toy_plugin:make_misbehaving", defaults={"mode": "exit"}),
-        PluginRecord("toy-curve", "all targets in one call", "toy_plugin:Curve", curve=True),
+        EstimatorRecord("toy-exit", "calls sys.exit", "toy_plugin:make_misbehaving", defaults={"mode": "exit"}),
+        EstimatorRecord("toy-curve", "all targets in one call", "toy_plugin:Curve", curve=True),
     ]
 
 
 @hookimpl
 def rdbench_codecs():
     return [
-        PluginRecord("toy-quantizer", "fixed-rate uniform scalar quantizer (stream)", "toy_plugin:FixedRateQuantizer"),
-        PluginRecord(
+        CodecRecord("toy-quantizer", "fixed-rate uniform scalar quantizer (stream)", "toy_plugin:FixedRateQuantizer"),
+        CodecRecord(
             "toy-quantizer-oneshot",
             "fixed-rate uniform scalar quantizer (one message per realization)",
             "toy_plugin:FixedRateQuantizer",
             defaults={"one_shot": True},
         ),
-        PluginRecord(
+        CodecRecord(
             "toy-curve-codec",
             "a curve codec that can fail at one target",
             "toy_plugin:CurveQuantizer",

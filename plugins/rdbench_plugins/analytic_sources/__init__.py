@@ -7,7 +7,7 @@ records; the sources live in the modules the factories name.
 
 from __future__ import annotations
 
-from rdbench import PluginRecord, hookimpl
+from rdbench import SourceRecord, hookimpl
 
 _MODULE = "rdbench_plugins.analytic_sources"
 _GAUSSIAN_TARGETS = {
@@ -18,9 +18,9 @@ _GAUSSIAN_TARGETS = {
 
 
 @hookimpl
-def rdbench_sources() -> list[PluginRecord]:
+def rdbench_sources() -> list[SourceRecord]:
     return [
-        PluginRecord(
+        SourceRecord(
             name="gaussian",
             summary="Gaussian vector N(0, V diag(variances) V^T), squared error; exact R(D) by reverse water-filling",
             factory=f"{_MODULE}.gaussian:GaussianSource",
@@ -29,7 +29,7 @@ def rdbench_sources() -> list[PluginRecord]:
             distortions=("squared_error",),
             features=("gaussian",),
         ),
-        PluginRecord(
+        SourceRecord(
             name="gaussian-m20",
             summary="Gaussian m=20, sigma_k^2 = 4exp(-k/16), rotated (paper Fig. 2), squared error",
             factory=f"{_MODULE}.gaussian:paper_m20",
@@ -38,7 +38,7 @@ def rdbench_sources() -> list[PluginRecord]:
             distortions=("squared_error",),
             features=("gaussian",),
         ),
-        PluginRecord(
+        SourceRecord(
             name="gaussian-m40",
             summary="Gaussian m=40, sigma_k^2 = 4exp(-k/4), diagonal (paper Fig. 15), squared error",
             factory=f"{_MODULE}.gaussian:paper_m40",
@@ -46,7 +46,7 @@ def rdbench_sources() -> list[PluginRecord]:
             distortions=("squared_error",),
             features=("gaussian",),
         ),
-        PluginRecord(
+        SourceRecord(
             name="gaussian-rcc",
             summary="Gaussian m=20, sigma_k^2 = 4exp(-k^2/16), diagonal (paper Sec. V-C, RCC), squared error",
             factory=f"{_MODULE}.gaussian:paper_rcc",
@@ -54,7 +54,7 @@ def rdbench_sources() -> list[PluginRecord]:
             distortions=("squared_error",),
             features=("gaussian",),
         ),
-        PluginRecord(
+        SourceRecord(
             name="gaussian-published-m20",
             summary="Gaussian m=20, sigma_k^2 = 4exp(-k/2), k=0..19, rotated (paper's published code), squared error",
             factory=f"{_MODULE}.gaussian:published_m20",
@@ -63,7 +63,7 @@ def rdbench_sources() -> list[PluginRecord]:
             distortions=("squared_error",),
             features=("gaussian",),
         ),
-        PluginRecord(
+        SourceRecord(
             name="bernoulli",
             summary="Bernoulli(p) bits, Hamming distortion; R(D) = h(p) - h(D)",
             factory=f"{_MODULE}.discrete:BernoulliSource",
@@ -71,7 +71,7 @@ def rdbench_sources() -> list[PluginRecord]:
             targets={"smoke": ("R=0.1", "R=0.5"), "default": ("R=0.1", "R=0.3", "R=0.5")},
             distortions=("hamming",),
         ),
-        PluginRecord(
+        SourceRecord(
             name="mary",
             summary="M-ary symbols with probabilities pmf, Hamming distortion; closed-form R(D) for D <= (M-1) p_min",
             factory=f"{_MODULE}.discrete:MarySource",
@@ -79,7 +79,7 @@ def rdbench_sources() -> list[PluginRecord]:
             targets={"smoke": ("D=0.05", "D=0.3"), "default": ("D=0.05", "D=0.15", "D=0.3")},
             distortions=("hamming",),
         ),
-        PluginRecord(
+        SourceRecord(
             name="laplace",
             summary="Laplace(0, scale) scalar, absolute error; R(D) = log2(scale/D)",
             factory=f"{_MODULE}.laplace:LaplaceSource",

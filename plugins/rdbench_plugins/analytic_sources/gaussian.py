@@ -14,9 +14,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from rdbench import Source, SquaredError
+from rdbench.gaussian import WaterFilling
 from rdbench.interfaces import Split
-
-_LOG2_E = math.log2(math.e)
 
 
 class GaussianSource(Source):
@@ -43,17 +42,7 @@ class GaussianSource(Source):
         self._sigma2 = sigma2
         self._rotation = _random_rotation(sigma2.size, self.rotation_seed) if self.rotate else np.eye(sigma2.size)
 
-        # Water-filling tables over the spectrum sorted in decreasing order s_1 >= ... >= s_m.
-        m = sigma2.size
-        desc = np.sort(sigma2)[::-1]
-        smallest_first = np.concatenate(([0.0], np.cumsum(desc[::-1])))
-        self._desc = desc
-        self._tail = smallest_first[::-1]  # _tail[k] = sum_{j > k} s_j, k = 0..m
-        k = np.arange(1, m + 1)
-        # D and R at water level lambda = s_k, the point where component k becomes active.
-        self._d_break = k * desc + self._tail[1:]
-        self._log_cum = np.concatenate(([0.0], np.cumsum(np.log2(desc))))  # sum_{j <= k} log2 s_j
-        self._r_break = 0.5 * (self._log_cum[:-1] - (k - 1) * np.log2(desc))
+        self._filling = WaterFilling(sigma2)
 
     def __repr__(self) -> str:
         return f"GaussianSource(m={self.shape[0]}, rotate={self.rotate}, rotation_seed={self.rotation_seed})"
@@ -76,7 +65,7 @@ class GaussianSource(Source):
     @property
     def d_max(self) -> float:
         """sum_k sigma_k^2 = E||X||^2, the distortion of reproducing every x by 0."""
-        return float(self._tail[0])
+        return self._filling.d_max
 
     def sample(self, n: int, seed: int, split: Split = "train") -> np.ndarray:
         rng = self.rng(seed, split)
@@ -84,68 +73,25 @@ class GaussianSource(Source):
         return x @ self._rotation.T if self.rotate else x
 
     def water_level(self, distortion: float) -> float:
-        """The reverse water-filling level lambda(D) of eq. (23), in distortion units.
-
-        Closed form: with k = |{sigma^2 > lambda}| active components,
-        lambda = (D - sum of the inactive sigma^2) / k. Equals max sigma^2 at D = D_max and
-        is +inf for D > D_max (every component is reproduced by 0).
-        """
-        d = self._check_distortion(distortion)
-        if d > self.d_max:
-            return math.inf
-        k = int(np.count_nonzero(self._d_break > d))
-        if k == 0:
-            return float(self._desc[0])
-        return float((d - self._tail[k]) / k)
+        """The reverse water-filling level lambda(D) of eq. (23), in distortion units."""
+        return self._filling.water_level(distortion)
 
     def rate_distortion(self, distortion: float) -> float:
-        """R(D) = sum over sigma_k^2 > lambda of 1/2 log2(sigma_k^2 / lambda), bits per realization.
-
-        D must be > 0 (R(D) -> inf as D -> 0); R(D) = 0 for D >= D_max.
-        """
-        lam = self.water_level(distortion)
-        active = self._desc[self._desc > lam]
-        return max(0.0, float(0.5 * np.sum(np.log2(active / lam))))
+        """R(D) in bits per realization by reverse water-filling (:mod:`rdbench.gaussian`)."""
+        return self._filling.rate_bits(distortion)
 
     def slope(self, distortion: float) -> float:
         """dR/dD = -log2(e) / (2 lambda) in bits per unit distortion (<= 0; 0 beyond D_max)."""
-        lam = self.water_level(distortion)
-        return 0.0 if math.isinf(lam) else -_LOG2_E / (2.0 * lam)
+        return -self._filling.slope_bits(distortion)
 
     def distortion_at_rate(self, rate_bits: float) -> float:
-        """D(R), the exact inverse of :meth:`rate_distortion`, in closed form.
-
-        With k active components, R = 1/2 (sum_{j <= k} log2 s_j - k log2 lambda), so
-        lambda = 2^((sum_{j <= k} log2 s_j - 2R) / k) and D = k lambda + sum_{j > k} s_j.
-        """
-        r = float(rate_bits)
-        if math.isnan(r):
-            raise ValueError("rate must be a number, got nan")
-        if r <= 0:
-            return self.d_max
-        if math.isinf(r):
-            return 0.0
-        k = int(np.count_nonzero(self._r_break < r))
-        lam = 2.0 ** ((self._log_cum[k] - 2.0 * r) / k)
-        return float(k * lam + self._tail[k])
+        """D(R), the exact inverse of :meth:`rate_distortion`, in closed form."""
+        return self._filling.distortion_at_rate(rate_bits)
 
     def reproduction_variances(self, distortion: float) -> np.ndarray:
-        """Variances max(sigma_k^2 - lambda, 0) of the R(D)-achieving Q_Y*, shape (m,).
-
-        In the eigenbasis (Y' = V^T Y, X' = V^T X) the optimal test channel is, per active
-        component, Y'_k ~ N(0, sigma_k^2 - lambda) and X'_k = Y'_k + N(0, lambda)
-        independent; equivalently Y'_k | X'_k = x ~ N((1 - lambda/sigma_k^2) x,
-        lambda (1 - lambda/sigma_k^2)). Inactive components have Y'_k = 0.
-        """
-        lam = self.water_level(distortion)
-        return np.maximum(self._sigma2 - lam, 0.0)
-
-    @staticmethod
-    def _check_distortion(distortion: float) -> float:
-        d = float(distortion)
-        if not d > 0:
-            raise ValueError(f"distortion must be > 0 (R(D) is infinite at D = 0), got {distortion!r}")
-        return d
+        """Variances max(sigma_k^2 - lambda, 0) of the R(D)-achieving Q_Y*, shape (m,), in the
+        eigenbasis (Y' = V^T Y), in the order of :attr:`variances`."""
+        return self._filling.reproduction_variances(distortion)
 
 
 def _random_rotation(m: int, seed: int) -> np.ndarray:

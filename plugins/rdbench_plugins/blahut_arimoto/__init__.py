@@ -6,13 +6,14 @@ This module only declares the record; the work lives in :mod:`.estimator` and
 
 from __future__ import annotations
 
-from rdbench import PluginRecord, hookimpl
+from rdbench import EstimatorRecord, hookimpl
+from rdbench.settings import number, whole
 
 
 @hookimpl
-def rdbench_estimators() -> list[PluginRecord]:
+def rdbench_estimators() -> list[EstimatorRecord]:
     return [
-        PluginRecord(
+        EstimatorRecord(
             name="blahut-arimoto",
             summary=(
                 "Blahut-Arimoto on the exact discrete source, or on n samples' empirical "
@@ -28,8 +29,17 @@ def rdbench_estimators() -> list[PluginRecord]:
                 "distortion_rtol": 1e-4,
                 "chunk_bytes": 32 * 2**20,
             },
+            checks={
+                "n_samples": whole(minimum=1),
+                "tol_bits": number(minimum=0),
+                "max_iter": whole(minimum=1),
+                "empirical_tol_bits": number(minimum=0),
+                "empirical_max_iter": whole(minimum=1),
+                "distortion_rtol": number(minimum=0),
+                "chunk_bytes": whole(minimum=1),
+            },
             curve=True,  # a source's targets share one problem and warm-start each other
-            # An empirical iteration costs O(n^2): ~0.1 s at n = 2000, ~40 s at n = 60000 on 2 cores.
+            # An empirical iteration costs O(n^2) time (benchmarks/suite_times.py prints it per cell).
             profiles={
                 "smoke": {"n_samples": 300},
                 "default": {"n_samples": 2000},

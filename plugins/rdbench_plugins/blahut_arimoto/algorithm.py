@@ -35,6 +35,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from rdbench.distortion import Distortion, SquaredError
+from rdbench.units import to_nats
 
 #: Default size of one (rows, |Y|) float64 block; the problem holds two such blocks (or the
 #: cached distance matrix and one).
@@ -261,7 +262,7 @@ class BAProblem:
         s: float,
         log_q0: np.ndarray | None = None,
         *,
-        tol: float = 1e-9 * math.log(2),
+        tol: float = to_nats(1e-9),
         max_iter: int = 10_000,
     ) -> BAResult:
         """Iterate BA at slope s from exp(log_q0) (uniform if None) until gap <= tol nats.
@@ -271,7 +272,7 @@ class BAProblem:
         """
         _check(s, max_iter)
         log_q = self.uniform_log_q() if log_q0 is None else _normalized(log_q0)
-        for iteration in range(1, max_iter + 1):
+        for iteration in range(1, max_iter + 1):  # noqa: B007 - the count is returned
             result, _ = self.step(s, log_q)
             if result.gap <= tol:
                 break
@@ -292,7 +293,7 @@ class BAProblem:
         *,
         log_q0: np.ndarray | None = None,
         s0: float | None = None,
-        tol: float = 1e-9 * math.log(2),
+        tol: float = to_nats(1e-9),
         max_iter: int = 10_000,
         rtol: float = 1e-4,
     ) -> BAResult:
@@ -318,7 +319,7 @@ class BAProblem:
         _check(math.exp(u), max_iter)
         log_q = self.uniform_log_q() if log_q0 is None else _normalized(log_q0)
         radius, last_sign = MAX_LOG_STEP, 0.0
-        for iteration in range(1, max_iter + 1):
+        for iteration in range(1, max_iter + 1):  # noqa: B007 - the count is returned
             result, variance = self.step(math.exp(u), log_q)
             error = result.distortion - target
             reached = abs(error) <= rtol * target

@@ -26,10 +26,10 @@ import numpy as np
 
 from rdbench.distortion import flatten
 from rdbench.interfaces import Estimator, RDPoint, Source
-from rdbench.targets import Target
+from rdbench.targets import Target, highest_rate_first
+from rdbench.units import to_bits, to_nats
 from rdbench_plugins.blahut_arimoto.algorithm import CHUNK_BYTES, BAProblem, BAResult
 
-LN2 = math.log(2.0)
 #: The distance matrix is kept in memory when it takes at most this many ``chunk_bytes`` blocks.
 CACHE_BLOCKS = 4
 
@@ -59,13 +59,9 @@ class BlahutArimoto(Estimator):
         distortion_rtol: float = 1e-4,
         chunk_bytes: int = CHUNK_BYTES,
     ) -> None:
-        self.n_samples = _setting("n_samples", n_samples, integer=True)
-        self.tol_bits = _setting("tol_bits", tol_bits)
-        self.max_iter = _setting("max_iter", max_iter, integer=True)
-        self.empirical_tol_bits = _setting("empirical_tol_bits", empirical_tol_bits)
-        self.empirical_max_iter = _setting("empirical_max_iter", empirical_max_iter, integer=True)
-        self.distortion_rtol = _setting("distortion_rtol", distortion_rtol)
-        self.chunk_bytes = _setting("chunk_bytes", chunk_bytes, integer=True)
+        self.n_samples, self.max_iter, self.empirical_max_iter = n_samples, max_iter, empirical_max_iter
+        self.tol_bits, self.empirical_tol_bits = tol_bits, empirical_tol_bits
+        self.distortion_rtol, self.chunk_bytes = distortion_rtol, chunk_bytes
 
     def problem(self, source: Source, seed: int) -> tuple[BAProblem, str]:
         """The finite problem for ``source`` and its mode (``discrete`` or ``empirical``)."""
@@ -91,17 +87,17 @@ class BlahutArimoto(Estimator):
         """
         problem, mode = self.problem(source, seed)
         if mode == "discrete":
-            tol, max_iter = self.tol_bits * LN2, self.max_iter
+            tol, max_iter = to_nats(self.tol_bits), self.max_iter
         else:
-            tol, max_iter = self.empirical_tol_bits * LN2, self.empirical_max_iter
+            tol, max_iter = to_nats(self.empirical_tol_bits), self.empirical_max_iter
         resolved = [t if t.distortion is not None or t.kind == "slope" else t.resolve(source) for t in targets]
         points: dict[int, RDPoint] = {}
         start: BAResult | None = None
-        for i in sorted(range(len(resolved)), key=lambda i: _rate_order(resolved[i])):
+        for i in highest_rate_first(resolved):
             target = resolved[i]
             log_q0 = None if start is None else problem.warm_log_q(start.log_q)
             if target.kind == "slope":  # |dR/dD| in bits per unit distortion = s / ln 2
-                result = problem.solve(target.value * LN2, log_q0, tol=tol, max_iter=max_iter)
+                result = problem.solve(to_nats(target.value), log_q0, tol=tol, max_iter=max_iter)
             else:
                 result = problem.solve_for_distortion(
                     float(target.distortion),
@@ -120,40 +116,22 @@ class BlahutArimoto(Estimator):
         """The RDPoint of a BA result: the channel's I(X;Y) in bits at its distortion."""
         details: dict[str, Any] = {
             "mode": mode,
-            "slope_nats": result.slope,
-            "slope_bits": result.slope / LN2,
+            "slope_bits": to_bits(result.slope),
             "iterations": result.iterations,
-            "certificate_gap_bits": result.gap / LN2,
+            "certificate_gap_bits": to_bits(result.gap),
             "converged": bool(result.converged),
         }
         ceiling = None
         if mode == "empirical":
             details["n_samples"] = problem.n_rows
             ceiling = math.log2(problem.n_rows)
-        upper = max(result.rate_upper / LN2, 0.0)
+        upper = max(to_bits(result.rate_upper), 0.0)
         return RDPoint(
             rate_bits=upper,
             distortion=result.distortion,
             bound="estimate",
-            rate_lower_bits=min(max(result.rate_lower / LN2, 0.0), upper),  # R(D) >= 0 as well
+            rate_lower_bits=min(max(to_bits(result.rate_lower), 0.0), upper),  # R(D) >= 0 as well
             rate_upper_bits=upper,
             rate_ceiling_bits=ceiling,
             details=details,
         )
-
-
-def _rate_order(target: Target) -> tuple[int, float]:
-    """Sort key, highest rate first: distortion targets by increasing distortion, then slopes
-    by decreasing slope."""
-    if target.kind == "slope":
-        return (1, -target.value)
-    return (0, float(target.distortion))
-
-
-def _setting(name: str, value: Any, integer: bool = False) -> Any:
-    """A finite number >= 0, or a positive whole number (1e4 from JSON is accepted) if integer."""
-    number = isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool)
-    if not number or not math.isfinite(value) or value < 0 or (integer and (value < 1 or value != int(value))):
-        kind = "a positive whole number" if integer else "a finite number >= 0"
-        raise ValueError(f"blahut-arimoto: {name} must be {kind}, got {value!r}")
-    return int(value) if integer else float(value)

@@ -8,7 +8,7 @@ declares the records; the sources live in :mod:`.sources`.
 
 from __future__ import annotations
 
-from rdbench import PluginRecord, hookimpl
+from rdbench import SourceRecord, hookimpl
 from rdbench_plugins.datasets.catalog import FASHION_MNIST, MNIST, SVHN
 
 _MODULE = "rdbench_plugins.datasets.sources"
@@ -30,10 +30,10 @@ _DIGITS_TARGETS = {**_TARGETS, "default": ("D/Dmax=0.3", "D/Dmax=0.45", "D/Dmax=
 
 
 @hookimpl
-def rdbench_sources() -> list[PluginRecord]:
+def rdbench_sources() -> list[SourceRecord]:
     common = {"targets": _TARGETS, "distortions": ("squared_error",)}
     return [
-        PluginRecord(
+        SourceRecord(
             name="mnist",
             summary="MNIST, 1x32x32 in [0, 1] (28x28 resized as in the paper; size=28: native), squared error; `rdbench data download mnist`",
             factory=f"{_MODULE}:mnist",
@@ -41,7 +41,7 @@ def rdbench_sources() -> list[PluginRecord]:
             data=MNIST,
             **common,
         ),
-        PluginRecord(
+        SourceRecord(
             name="fashion-mnist",
             summary="Fashion-MNIST, 1x32x32 in [0, 1] (as mnist), squared error; `rdbench data download fashion-mnist`",
             factory=f"{_MODULE}:fashion_mnist",
@@ -49,14 +49,14 @@ def rdbench_sources() -> list[PluginRecord]:
             data=FASHION_MNIST,
             **common,
         ),
-        PluginRecord(
+        SourceRecord(
             name="svhn",
             summary="SVHN cropped digits, 3x32x32 RGB in [0, 1], squared error; `rdbench data download svhn`",
             factory=f"{_MODULE}:svhn",
             data=SVHN,
             **common,
         ),
-        PluginRecord(
+        SourceRecord(
             name="digits",
             summary="scikit-learn's 8x8 handwritten digits (1,797), 1x8x8 in [0, 1], squared error; no download",
             factory=f"{_MODULE}:digits",

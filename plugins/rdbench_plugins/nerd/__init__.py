@@ -7,13 +7,14 @@ This module only declares the record (it must not import torch); the estimator l
 
 from __future__ import annotations
 
-from rdbench import PluginRecord, hookimpl
+from rdbench import EstimatorRecord, hookimpl
+from rdbench.settings import number, whole
 
 
 @hookimpl
-def rdbench_estimators() -> list[PluginRecord]:
+def rdbench_estimators() -> list[EstimatorRecord]:
     return [
-        PluginRecord(
+        EstimatorRecord(
             name="nerd",
             summary=(
                 "NERD: a generator network trained on the dual of R(D) (Algorithm 1), read off fresh "
@@ -43,6 +44,18 @@ def rdbench_estimators() -> list[PluginRecord]:
                 "n_eval": 4096,
                 "n_eval_coarse": 131072,
                 "m_eval_max": 2**17,
+            },
+            checks={
+                **{
+                    key: whole(minimum=1)
+                    for key in ("n_train", "latent_dim", "hidden", "channels", "window", "patience", "anneal_steps")
+                },
+                **{key: whole(minimum=1) for key in ("max_steps", "pairs", "m_train_max", "n_eval", "n_eval_coarse")},
+                "m_eval_max": whole(minimum=1),
+                "lr_drops": whole(minimum=0),
+                "lr": number(above=0),
+                "warm_lr": number(above=0),
+                "tol_bits": number(above=0),
             },
             profiles={
                 "smoke": {

@@ -33,6 +33,8 @@ from typing import Generic, TypeVar
 import torch
 from torch import nn
 
+#: A distortion measure's pairwise torch form (``Distortion.torch_pairwise``): x (n, k), y (M, k) -> (n, M).
+Pairwise = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 #: Largest Newton move in u = log(-beta) per iteration (a factor e^2 on beta).
 MAX_LOG_STEP = 2.0
 #: Stop once the root is bracketed within this width in u (a relative change of beta).

@@ -9,7 +9,7 @@ generator samples it can also fall below, and it can never exceed log2 M
 (``rate_ceiling_bits``). Each point keeps what a reverse-channel-coding codec needs
 (NERD-RCC): the trained generator as the artifact ``generator.pt`` (see :mod:`.storage`,
 loaded by :func:`~rdbench_plugins.nerd.storage.load_generator`), its architecture in
-``details["generator"]`` and the slope in ``details["beta"]``, so that
+``details["generator"]`` and the slope in ``details["slope_bits"]`` (beta = -slope ln 2), so that
 Q*_{Y|X=x}(y) is proportional to exp(beta d(x, y)) Q_Y(y).
 
 :meth:`NERD.curve` estimates several targets in one go, from the highest rate down, each
@@ -30,15 +30,14 @@ import torch
 
 from rdbench.distortion import flatten
 from rdbench.interfaces import Estimator, RDPoint, Source
-from rdbench.targets import Target
+from rdbench.targets import Target, highest_rate_first
+from rdbench.units import to_bits, to_nats
 from rdbench_plugins.budgets import NERD_BUDGETS, with_budget
-from rdbench_plugins.nerd.distances import pairwise_for
 from rdbench_plugins.nerd.generators import ConvGenerator, FCGenerator, build_generator, generator_config
 from rdbench_plugins.nerd.readout import ReadoutSettings, read_out
 from rdbench_plugins.nerd.storage import generator_bytes
 from rdbench_plugins.nerd.train import Trainer, TrainResult, TrainSettings
 
-LN2 = math.log(2.0)
 #: Share of the source's variance the first generator starts with in the Lagrangian form.
 LAGRANGIAN_START_SHARE = 0.5
 #: Seed offsets of the independent random streams of one cell.
@@ -53,7 +52,8 @@ class NERD(Estimator):
     lr, warm_lr: Adam's first learning rate, cold and warm-started. window, patience,
     tol_bits, lr_drops, anneal_steps, max_steps, pairs, m_train_max: the training schedule
     and batches (:class:`.train.TrainSettings`); max_steps and m_train_max left at None take
-    the generator kind's budget (:data:`rdbench_plugins.budgets.NERD_BUDGETS`; the runner fills them in at plan time). n_eval, n_eval_coarse, m_eval_max: the read-out's
+    the generator kind's budget (:data:`rdbench_plugins.budgets.NERD_BUDGETS`; the runner
+    fills them in at plan time). n_eval, n_eval_coarse, m_eval_max: the read-out's
     sample sizes (:class:`.readout.ReadoutSettings`).
     """
 
@@ -78,28 +78,6 @@ class NERD(Estimator):
         n_eval_coarse: int = 131072,
         m_eval_max: int = 2**17,
     ) -> None:
-        counts = {
-            "n_train": n_train,
-            "channels": channels or 1,
-            "window": window,
-            "patience": patience,
-            "anneal_steps": anneal_steps,
-            "max_steps": 1 if max_steps is None else max_steps,
-            "pairs": pairs,
-            "m_train_max": 1 if m_train_max is None else m_train_max,
-            "n_eval": n_eval,
-            "n_eval_coarse": n_eval_coarse,
-            "m_eval_max": m_eval_max,
-            "lr_drops": lr_drops + 1,
-            "latent_dim": latent_dim or 1,
-            "hidden": hidden or 1,
-        }
-        for name, value in counts.items():
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"nerd: {name} must be a positive integer, got {value!r}")
-        for name, value in (("lr", lr), ("warm_lr", warm_lr), ("tol_bits", tol_bits)):
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
-                raise ValueError(f"nerd: {name} must be a positive number, got {value!r}")
         self.device = torch.device(device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"nerd: device {device!r} was requested but CUDA is not available")
@@ -131,7 +109,8 @@ class NERD(Estimator):
 
         Targets are resolved here; ``slope`` targets use the Lagrangian form.
         """
-        pairwise = pairwise_for(source.distortion)
+        source.distortion.require_differentiable("nerd")
+        pairwise = source.distortion.torch_pairwise
         resolved = [t if t.distortion is not None or t.kind == "slope" else t.resolve(source) for t in targets]
         config = generator_config(source.shape, **self.architecture)
         limits = with_budget(self.budget, NERD_BUDGETS[config["kind"]])
@@ -145,7 +124,7 @@ class NERD(Estimator):
             generator = build_generator(config).to(self.device)
         n_eval = self.readout_settings.n_fine + self.readout_settings.n_coarse
         x_eval = self._samples(source, n_eval, seed, "test")
-        order = sorted(range(len(resolved)), key=lambda i: _rate_order(resolved[i]))
+        order = highest_rate_first(resolved)
         points: dict[int, RDPoint] = {}
         previous: RDPoint | None = None
         d_max = float(pairwise(pool.double(), pool.double().mean(0, keepdim=True)).mean())
@@ -159,10 +138,10 @@ class NERD(Estimator):
             trainer = Trainer(generator, config["latent_dim"], pool, pairwise, settings, rng)
             guess = _rate_guess(target, previous)
             if target.kind == "slope":
-                start = None if previous is None else previous.details["beta"]
-                result = trainer.run(beta=-target.value * LN2, start=start, rate_guess_bits=guess)
+                start = None if previous is None else _beta(previous)
+                result = trainer.run(beta=-to_nats(target.value), start=start, rate_guess_bits=guess)
             else:
-                start, warm = (None, None) if previous is None else (previous.distortion, previous.details["beta"])
+                start, warm = (None, None) if previous is None else (previous.distortion, _beta(previous))
                 result = trainer.run(distortion=target.distortion, start=start, beta0=warm, rate_guess_bits=guess)
             previous = points[i] = self._read_out(
                 generator, config, target, result, x_eval, pairwise, seed, warm_start=len(points) > 0
@@ -204,8 +183,7 @@ class NERD(Estimator):
         generator.train()
         details = {
             "form": "slope" if target.distortion is None else "distortion",
-            "beta": readout.beta,
-            "slope_bits": -readout.beta / LN2,
+            "slope_bits": to_bits(-readout.beta),
             "generator": config,
             "rate_stderr_bits": readout.rate_stderr_bits,
             "converged": bool(result.converged and readout.converged),
@@ -214,7 +192,7 @@ class NERD(Estimator):
             "readout_seconds": time.perf_counter() - t0,
             "lr_final": result.lr,
             "train_batch": list(result.batch),
-            "beta_train": result.beta,
+            "slope_train_bits": to_bits(-result.beta),
             "rate_train_bits": result.rate_bits,
             "m": readout.m,
             "m_coarse": readout.m_coarse,
@@ -238,11 +216,9 @@ def _stream(seed: int, stream: int) -> int:
     return int(np.random.SeedSequence([int(seed), stream]).generate_state(1)[0])
 
 
-def _rate_order(target: Target) -> tuple[int, float]:
-    """Sort key: highest rate first (smallest distortion, then steepest slope)."""
-    if target.kind == "slope":
-        return (1, -target.value)
-    return (0, float(target.distortion))
+def _beta(point: RDPoint) -> float:
+    """NERD's beta <= 0 (nats per unit distortion) of a point it computed."""
+    return -to_nats(point.details["slope_bits"])
 
 
 def _rate_guess(target: Target, previous: RDPoint | None) -> float:

@@ -28,10 +28,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from rdbench_plugins.nerd.distances import Pairwise
-from rdbench_plugins.nerd.dual import Workspace, channel_stats, newton_beta
-
-LN2 = math.log(2.0)
+from rdbench.units import to_bits
+from rdbench_plugins.nerd.dual import Pairwise, Workspace, channel_stats, newton_beta
 
 
 @dataclass(frozen=True)
@@ -136,15 +134,15 @@ def read_out(
     b0 = torch.tensor(float(beta), dtype=torch.float64)
     if distortion is None:
         _, _, (dist, rate, stderr) = evaluate(b0)
-        return Readout(float(b0), dist, rate / LN2, stderr / LN2, True, 1, len(y), m_coarse)
+        return Readout(float(b0), dist, to_bits(rate), to_bits(stderr), True, 1, len(y), m_coarse)
     target = torch.tensor(float(distortion), dtype=torch.float64)
     result = newton_beta(evaluate, target, b0, target, rtol=settings.rtol)
     dist, rate, stderr = result.payload
     return Readout(
         beta=float(result.beta),
         distortion=dist,
-        rate_bits=rate / LN2,
-        rate_stderr_bits=stderr / LN2,
+        rate_bits=to_bits(rate),
+        rate_stderr_bits=to_bits(stderr),
         converged=bool(result.converged),
         iterations=result.iterations,
         m=len(y),

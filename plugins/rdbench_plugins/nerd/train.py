@@ -28,11 +28,10 @@ import torch
 from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from rdbench.units import to_bits
 from rdbench_plugins._torch_common import adam
-from rdbench_plugins.nerd.distances import Pairwise
-from rdbench_plugins.nerd.dual import Workspace, channel_stats, solve_beta
+from rdbench_plugins.nerd.dual import Pairwise, Workspace, channel_stats, solve_beta
 
-LN2 = math.log(2.0)
 #: Where a batch that cannot reach D* aims: this fraction of the way from its nearest-neighbour
 #: distortion to its uniform channel's.
 UNREACHABLE_AIM = 0.05
@@ -141,9 +140,9 @@ class Trainer:
         d = self._distances(x, z, generator)
         if distortion is None:
             stats = channel_stats(d, beta, self.workspace)
-            return float(-stats.lme.mean()) / LN2, float(stats.rate(beta).mean()) / LN2
+            return to_bits(float(-stats.lme.mean())), to_bits(float(stats.rate(beta).mean()))
         sol = solve_beta(d, distortion, beta, rtol=self.settings.beta_rtol, workspace=self.workspace)
-        rate = float(sol.rate) / LN2
+        rate = to_bits(float(sol.rate))
         return rate, rate
 
     def run(

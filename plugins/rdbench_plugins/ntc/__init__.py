@@ -10,7 +10,7 @@ records (no torch import).
 
 from __future__ import annotations
 
-from rdbench import PluginRecord, hookimpl
+from rdbench import CodecRecord, hookimpl
 
 _MODULE = "rdbench_plugins.ntc"
 _DEFAULTS = {
@@ -56,9 +56,9 @@ _PROFILES = {
 
 
 @hookimpl
-def rdbench_codecs() -> list[PluginRecord]:
+def rdbench_codecs() -> list[CodecRecord]:
     return [
-        PluginRecord(
+        CodecRecord(
             name="ntc",
             summary="Nonlinear transform coding (Balle et al. 2021): learned transforms, rounding, factorized prior; range-coded stream",
             factory=f"{_MODULE}.codec:NTC",
@@ -69,7 +69,7 @@ def rdbench_codecs() -> list[PluginRecord]:
             distortions=("squared_error", "absolute_error"),
             curve=True,
         ),
-        PluginRecord(
+        CodecRecord(
             name="block-ntc",
             summary="NTC on blocks of B i.i.d. realizations (vectors concatenated, images stitched 2x2; paper Sec. VI-A)",
             factory=f"{_MODULE}.block:BlockNTC",

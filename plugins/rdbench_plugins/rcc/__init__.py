@@ -17,7 +17,7 @@ a CPU thread (vs ~5e6 for the exact Gaussian channel).
 
 from __future__ import annotations
 
-from rdbench import PluginRecord, hookimpl
+from rdbench import CodecRecord, hookimpl
 
 _FACTORY = "rdbench_plugins.rcc.codec:RCC"
 #: Test realizations NERD-RCC codes per profile (None: the runner's count).
@@ -44,9 +44,9 @@ _NERD_PROFILES = {profile: {"nerd_profile": profile, "max_test": n} for profile,
 
 
 @hookimpl
-def rdbench_codecs() -> list[PluginRecord]:
+def rdbench_codecs() -> list[CodecRecord]:
     return [
-        PluginRecord(
+        CodecRecord(
             name="pfr",
             summary="Poisson functional representation with an exact stopping rule, on the exact Gaussian Q*_Y, beta*",
             factory=_FACTORY,
@@ -54,7 +54,7 @@ def rdbench_codecs() -> list[PluginRecord]:
             distortions=("squared_error",),
             requires=("gaussian",),
         ),
-        PluginRecord(
+        CodecRecord(
             name="orc",
             summary="Ordered random coding with N candidates, on the exact Gaussian Q*_Y, beta*",
             factory=_FACTORY,
@@ -62,7 +62,7 @@ def rdbench_codecs() -> list[PluginRecord]:
             distortions=("squared_error",),
             requires=("gaussian",),
         ),
-        PluginRecord(
+        CodecRecord(
             name="pfr-nerd",
             summary="NERD-RCC: PFR with N candidates on the Q*_Y and beta* of a NERD estimator trained on the source",
             factory=_FACTORY,
@@ -74,7 +74,7 @@ def rdbench_codecs() -> list[PluginRecord]:
             file_settings=("generator",),
             reads=("nerd",),
         ),
-        PluginRecord(
+        CodecRecord(
             name="orc-nerd",
             summary="NERD-RCC: ORC on the Q*_Y and beta* of a NERD estimator trained on the source",
             factory=_FACTORY,

@@ -9,17 +9,16 @@ does not depend on y; that term changes neither the selected index nor the stopp
 
 from __future__ import annotations
 
-import math
 from abc import ABC, abstractmethod
 from typing import Any
 
 import numpy as np
 
 from rdbench.distortion import Distortion, SquaredError
-from rdbench.interfaces import Source
+from rdbench.gaussian import WaterFilling
+from rdbench.interfaces import GaussianLaw, Source
 from rdbench.targets import Target
-
-_LOG2_E = math.log2(math.e)
+from rdbench.units import to_nats
 
 
 class Channel(ABC):
@@ -71,24 +70,22 @@ class ExactGaussianChannel(Channel):
     distortion = SquaredError()
 
     def __init__(self, source: Source, target: Target) -> None:
-        from rdbench_plugins.analytic_sources.gaussian import GaussianSource
-
-        if not isinstance(source, GaussianSource):
+        if not isinstance(source, GaussianLaw):
             raise ValueError(
-                f"the exact channel is known only for Gaussian sources (gaussian, gaussian-m20, gaussian-rcc, ...), "
-                f"not {type(source).__name__}; use the NERD channel (pfr-nerd, orc-nerd) instead"
+                f"the exact channel needs a source with the gaussian feature (rdbench.interfaces.GaussianLaw: "
+                f"variances and rotation), not {type(source).__name__}; use the NERD channel (pfr-nerd, orc-nerd)"
             )
-        if target.distortion is None:  # slope target: |dR/dD| = log2(e) / (2 lambda)
-            distortion = float(np.minimum(source.variances, _LOG2_E / (2.0 * target.value)).sum())
+        filling = WaterFilling(source.variances)
+        if target.distortion is None:
+            distortion = filling.distortion_at_slope(target.value)
         else:
             distortion = float(target.distortion)
-        lam = source.water_level(distortion)
-        q = source.reproduction_variances(distortion)
+        q = filling.reproduction_variances(distortion)
         active = q > 0
-        self.target_distortion = min(distortion, source.d_max)
-        self.water_level = lam
-        self.beta = source.slope(distortion) * math.log(2.0)  # dR/dD in nats: -1 / (2 lambda)
-        self.rate_bits = source.rate_distortion(distortion)
+        self.target_distortion = min(distortion, filling.d_max)
+        self.water_level = filling.water_level(distortion)
+        self.beta = -to_nats(filling.slope_bits(distortion))  # dR/dD in nats: -1 / (2 lambda)
+        self.rate_bits = filling.rate_bits(distortion)
         self.dim = int(active.sum())
         self._scale = np.sqrt(q[active]).astype(np.float32)
         self._basis = source.rotation[:, active]  # (m, dim): the active eigenvectors

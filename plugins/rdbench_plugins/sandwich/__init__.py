@@ -17,15 +17,15 @@ conv channels for images, ``sandwich-lower`` 1000 steps.
 
 from __future__ import annotations
 
-from rdbench import PluginRecord, hookimpl
+from rdbench import EstimatorRecord, hookimpl
 
 _MODULE = "rdbench_plugins.sandwich"
 
 
 @hookimpl
-def rdbench_estimators() -> list[PluginRecord]:
+def rdbench_estimators() -> list[EstimatorRecord]:
     return [
-        PluginRecord(
+        EstimatorRecord(
             name="sandwich-upper",
             summary=(
                 "Sandwich upper bound (Yang & Mandt 2022): beta-VAE (MLP, or conv for images) with a "
@@ -55,7 +55,7 @@ def rdbench_estimators() -> list[PluginRecord]:
                 "paper": {"steps": 30_000, "batch_size": 512, "lr": 1e-3, "n_train": 200_000, "n_test": 100_000},
             },
         ),
-        PluginRecord(
+        EstimatorRecord(
             name="sandwich-lower",
             summary=(
                 "Sandwich lower bound (Yang & Mandt 2022): Csiszar dual with a neural log u, exhaustive "

@@ -74,7 +74,7 @@ def run_case(case: Case, n_test: int, seed: int, warm_fraction: float | None) ->
             print(
                 f"{mode:>8} {str(target):>11} {p.rate_bits:7.3f} {p.distortion:9.4f} {target.distortion:9.4f} {rd:>7} "
                 f"{'n/a' if g is None else f'{g:7.3f}':>7} {p.details['train_seconds']:8.1f} {p.details['main_steps']:5d} "
-                f"{str(p.details['warm_start']):>5} {p.details['lambda']:8.3f}"
+                f"{str(p.details['warm_start']):>5} {p.details['slope_bits']:8.3f}"
             )
         ga, gb = gap(case.source, a), gap(case.source, b)
         if ga is not None:

@@ -88,7 +88,7 @@ def main() -> None:
             train_times.append((f"{codec_name} m20 {text}", r["train_seconds"], r["train_cpu_seconds"]))
             print(
                 f"{codec_name:>9} {text:>6} {d_target:8.3f} {r['rate']:7.3f} {r['distortion']:8.3f} {rd:7.3f} {r['rate'] - rd:6.3f} "
-                f"{ecsq:7.3f} {'n/a' if ovh is None else f'{ovh:6.2f}':>6} {r['lambda']:7.3f} {r['train_seconds']:8.1f} {r['train_cpu_seconds']:6.1f}"
+                f"{ecsq:7.3f} {'n/a' if ovh is None else f'{ovh:6.2f}':>6} {r['slope_bits']:7.3f} {r['train_seconds']:8.1f} {r['train_cpu_seconds']:6.1f}"
             )
     print("(ECSQ = scalar quantization of the eigen-components, rates allocated optimally, at the codec's D)")
 

@@ -96,11 +96,11 @@ def nerd_rows(
         f"\n== NERD-RCC: NERD's Q*_Y (generator), beta* and rate (one curve, nerd profile "
         f"{args.nerd_profile!r}, {time.perf_counter() - t0:.0f} s) =="
     )
-    print(f"{'R*':>3} {'NERD D':>8} {'NERD R^':>8} {'R(D)':>6} {'beta':>9} {'beta*':>9}")
+    print(f"{'R*':>3} {'NERD D':>8} {'NERD R^':>8} {'R(D)':>6} {'slope':>9} {'slope*':>9}")
     for rate, target, p in zip(RATES, targets, points):
         print(
             f"{rate:>3} {p.distortion:>8.4f} {p.rate_bits:>8.3f} {source.rate_distortion(p.distortion):>6.3f} "
-            f"{p.details['beta']:>9.4f} {-1 / (2 * source.water_level(target.distortion)):>9.4f}"
+            f"{p.details['slope_bits']:>9.4f} {-source.slope(target.distortion):>9.4f}"
         )
     print(HEADER)
     rows, files = [], []

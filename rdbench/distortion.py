@@ -15,6 +15,7 @@ of a uniform scalar quantizer of step ``step``.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -23,6 +24,9 @@ from rdbench.units import LOG2E
 
 if TYPE_CHECKING:
     import torch
+
+#: A torch form of a measure (``torch_elementwise`` or ``torch_pairwise``), as methods pass it on.
+TorchForm = Callable[["torch.Tensor", "torch.Tensor"], "torch.Tensor"]
 
 
 def flatten(a: np.ndarray) -> np.ndarray:

@@ -42,7 +42,8 @@ SCHEMA: list[tuple[str, pa.DataType, str]] = [
     (
         "status",
         pa.string(),
-        "ok | off_target (distortion over 1 % from target_distortion for estimators, 3 % for codecs) | not_converged | error",
+        "ok | off_target (distortion over 1 % from target_distortion for estimators, 3 % for codecs) "
+        "| not_converged | error",
     ),
     ("error", pa.string(), "the error message of a failed cell, or of a failed target of a curve cell"),
     ("wall_seconds", pa.float64(), "wall time of the cell (the rows of a curve cell share it)"),

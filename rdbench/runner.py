@@ -51,7 +51,8 @@ class RunSummary:
             spec = result["spec"]
             first = (result.get("error") or "").splitlines()[0] if result.get("error") else "?"
             lines.append(
-                f"  FAILED {spec['source']} / {spec['method']} / {','.join(spec['targets'])} / seed {spec['seed']}: {first}"
+                f"  FAILED {spec['source']} / {spec['method']} / {','.join(spec['targets'])} / "
+                f"seed {spec['seed']}: {first}"
             )
         return "\n".join(lines)
 
@@ -159,7 +160,8 @@ def plan(
                     )
     if not specs:
         raise PlanError(
-            "no selected method can run on the selected sources (distortion measures or required features); see the notes above"
+            "no selected method can run on the selected sources (distortion measures or required features); "
+            "see the notes above"
         )
     return specs
 

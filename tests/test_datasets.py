@@ -538,7 +538,7 @@ def test_every_method_runs_on_digits_in_the_smoke_profile(tmp_path):
     assert point["sandwich-upper"]["bound"] == "upper" and point["sandwich-lower"]["bound"] == "lower"
     assert point["nerd"]["details"]["generator"]["kind"] == "conv"
     low = point["sandwich-lower"]
-    slope = low["details"]["lambda_bits"]
+    slope = low["details"]["slope_bits"]
 
     def line(d: float) -> float:  # the lower bound's line, valid at every D, clipped at 0
         return max(low["details"]["line_rate_bits"] + slope * (low["distortion"] - d), 0.0)

@@ -199,7 +199,8 @@ def test_a_slow_plugin_import_is_not_charged_to_the_cell(plugin_site, tmp_path):
                 "import time\ntime.sleep(6.0)\n"
                 "from rdbench import EstimatorRecord, hookimpl\n"
                 "@hookimpl\ndef rdbench_estimators():\n"
-                "    return [EstimatorRecord('sleepy', 'x', 'rdbench_plugins.blahut_arimoto.estimator:BlahutArimoto')]\n"
+                "    return [EstimatorRecord('sleepy', 'x',\n"
+                "                            'rdbench_plugins.blahut_arimoto.estimator:BlahutArimoto')]\n"
             )
         },
     )

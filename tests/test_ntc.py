@@ -77,14 +77,14 @@ def test_round_trip_is_bit_exact_on_every_shape(case, block):
     assert details["real_bits"] == pytest.approx(8 * len(message) / len(x))
     steps = FAST["steps"] + FAST["finetune_steps"] + FAST["density_steps"] + WARMUP_DENSITY_STEPS
     assert details["ideal_bits"] > 0 and details["steps"] == steps
-    assert {"lambda", "train_seconds", "overhead_percent"} <= set(details)
+    assert {"slope_bits", "train_seconds", "overhead_percent"} <= set(details)
     assert codec.decode(codec.encode(x[:0])).shape == (0, *src.shape)
 
 
 def test_slope_target_and_straight_through_training():
     src = source("gaussian", variances=[1.0, 0.5])
     codec = fitted(NTC(quantization="mixed", **FAST), src, "slope=4")
-    assert codec.details()["lambda"] == 4.0 and codec.details()["calibration"] == []
+    assert codec.details()["slope_bits"] == 4.0 and codec.details()["calibration"] == []
     x = src.sample(100, 3, "test")
     assert np.array_equal(codec.decode(codec.encode(x)), codec.reconstruct(x))
     with pytest.raises(ValueError, match="quantization"):
@@ -96,7 +96,7 @@ def test_same_seed_same_numbers():
     x = src.sample(300, 0, "test")
     runs = [fitted(NTC(**FAST), src, seed=7) for _ in range(2)]
     assert runs[0].encode(x) == runs[1].encode(x)
-    assert runs[0].details()["lambda"] == runs[1].details()["lambda"]
+    assert runs[0].details()["slope_bits"] == runs[1].details()["slope_bits"]
 
 
 def test_block_source_stitches_images_2x2_and_concatenates_vectors():
@@ -238,11 +238,11 @@ def test_later_targets_warm_start_from_the_previous_fit(monkeypatch):
         assert details["warm_start"] is True and details["main_steps"] == FAST["steps"] // 2
         assert details["steps"] == first["steps"] - FAST["steps"] + details["main_steps"]
         if target.kind == "slope":
-            assert details["lambda_initial"] == details["lambda"] == 1.0
+            assert details["slope_initial_bits"] == details["slope_bits"] == 1.0
         else:
             ratio = target_slope(src, target).bits / target_slope(src, before).bits
-            assert details["lambda_initial"] == pytest.approx(previous["lambda"] * ratio, rel=1e-12)
-            assert details["lambda_rule"].startswith(WARM_RULE)
+            assert details["slope_initial_bits"] == pytest.approx(previous["slope_bits"] * ratio, rel=1e-12)
+            assert details["slope_rule"].startswith(WARM_RULE)
     with pytest.raises(ValueError, match="warm_fraction"):
         NTC(warm_fraction=0)
 

@@ -166,7 +166,8 @@ def test_plugins_can_be_disabled_by_name(plugin_site, monkeypatch):
 def test_missing_optional_dependency_makes_a_record_unavailable(plugin_site):
     code = (
         "from rdbench import EstimatorRecord, hookimpl\n@hookimpl\ndef rdbench_estimators():\n"
-        "    return [EstimatorRecord('fancy-estimator', 'needs a missing package', 'toy_fancy:Make', extras=('fancy',))]\n"
+        "    return [EstimatorRecord('fancy-estimator', 'needs a missing package', 'toy_fancy:Make',\n"
+        "                            extras=('fancy',))]\n"
     )
     plugin_site.add(
         "rdbench-fancy",

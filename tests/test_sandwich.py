@@ -19,10 +19,8 @@ from rdbench.registry import get_registry  # noqa: E402
 from rdbench.slopes import GAUSSIAN, TARGET  # noqa: E402
 from rdbench.targets import Target  # noqa: E402
 from rdbench_plugins._conv import ConvDown, ConvUp  # noqa: E402
-from rdbench_plugins._torch_common import (
-    WARM_RULE,  # noqa: E402
-    LinearPlusMLP,  # noqa: E402
-)
+from rdbench_plugins._lagrange import WARM_RULE  # noqa: E402
+from rdbench_plugins._networks import LinearPlusMLP  # noqa: E402
 from rdbench_plugins.sandwich import upper as upper_module  # noqa: E402
 from rdbench_plugins.sandwich.lower import LEARNED, SandwichLower, batch_statistics  # noqa: E402
 from rdbench_plugins.sandwich.mode_search import _mean_shift, global_mode, log_mixture, mean_shift  # noqa: E402
@@ -47,14 +45,14 @@ def test_both_bounds_hold_on_a_2d_gaussian():
     (upper,) = SandwichUpper(**UPPER_SMOKE).estimate(gauss, target, seed=0)
     exact = gauss.rate_distortion(upper.distortion)
     se = upper.details["gap_se_bits"]
-    assert upper.bound == "upper" and upper.details["lambda_bits"] == pytest.approx(slope)
+    assert upper.bound == "upper" and upper.details["slope_bits"] == pytest.approx(slope)
     assert exact - 2 * se <= upper.rate_bits <= exact + 0.2
     assert upper.rate_lower_bits == pytest.approx(upper.rate_bits - 2 * se)
 
     (lower,) = SandwichLower(**LOWER_SMOKE).estimate(gauss, target, seed=0)
     details = lower.details
     assert lower.bound == "lower" and details["distortion_rule"] == "exact tangent"
-    assert details["lambda_rule"] == TARGET and details["lambda_bits"] == details["lambda_initial_bits"] == slope
+    assert details["slope_rule"] == TARGET and details["slope_bits"] == details["slope_initial_bits"] == slope
     assert lower.distortion == pytest.approx(gauss.distortion_at_rate(1.0))
     exact = gauss.rate_distortion(lower.distortion)
     assert exact - 0.6 <= lower.rate_bits <= exact + 2 * details["intercept_se_bits"]
@@ -146,7 +144,7 @@ def test_upper_bound_on_absolute_error_without_slope_method():
     """Laplace: R(D) exact but no ``slope`` method (central difference), absolute error."""
     src = source("laplace")
     (point,) = SandwichUpper(**UPPER_SMOKE).estimate(src, Target.parse("R=1").resolve(src), seed=0)
-    assert point.details["lambda_initial_bits"] == pytest.approx(math.log2(math.e) / 0.5, rel=1e-6)
+    assert point.details["slope_initial_bits"] == pytest.approx(math.log2(math.e) / 0.5, rel=1e-6)
     gap = point.rate_bits - src.rate_distortion(point.distortion)
     assert -2 * point.details["gap_se_bits"] <= gap <= 0.25  # a bound, and a trained one: near the curve
     assert point.distortion == pytest.approx(0.5, rel=0.15)
@@ -166,8 +164,8 @@ class PlainGaussian(Source):
 def test_upper_bound_calibrates_lambda_without_exact_rd():
     (point,) = SandwichUpper(**UPPER_SMOKE).estimate(PlainGaussian(), Target.parse("D=0.5"), seed=0)
     details = point.details
-    assert details["lambda_rule"] == GAUSSIAN and len(details["calibration"]) == 3
-    assert details["lambda_initial_bits"] == pytest.approx(2 / math.log(2), rel=0.05)  # log2(e) / (2 * 0.25)
+    assert details["slope_rule"] == GAUSSIAN and len(details["calibration"]) == 3
+    assert details["slope_initial_bits"] == pytest.approx(2 / math.log(2), rel=0.05)  # log2(e) / (2 * 0.25)
     assert point.distortion == pytest.approx(0.5, rel=0.15)
 
 
@@ -180,10 +178,10 @@ def test_upper_bound_curve_warm_starts_each_target_from_the_previous_model():
     (low_rate,), (high_rate,) = estimator.curve(PlainGaussian(), targets, seed=0)
     assert not high_rate.details["warm_start"] and low_rate.details["warm_start"]
     assert low_rate.details["steps"] == round(0.4 * UPPER_SMOKE["steps"])
-    assert low_rate.details["lambda_rule"] == f"{WARM_RULE} ({GAUSSIAN})"
+    assert low_rate.details["slope_rule"] == f"{WARM_RULE} ({GAUSSIAN})"
     slope_ratio = 0.25 / 0.5  # the samples' Gaussian R(D) slopes |dR/dD| go as 1/D
-    assert low_rate.details["lambda_initial_bits"] == pytest.approx(
-        high_rate.details["lambda_bits"] * slope_ratio, rel=1e-6
+    assert low_rate.details["slope_initial_bits"] == pytest.approx(
+        high_rate.details["slope_bits"] * slope_ratio, rel=1e-6
     )
     assert low_rate.distortion == pytest.approx(0.5, rel=0.15) and high_rate.distortion == pytest.approx(0.25, rel=0.15)
     assert low_rate.rate_bits < high_rate.rate_bits
@@ -297,11 +295,11 @@ def test_lower_bound_learns_its_slope_without_exact_rd():
     exact = source("gaussian", variances=HiddenGaussian.variances)
     (point,) = SandwichLower(**LOWER_SMOKE).estimate(HiddenGaussian(), Target.parse("D=0.3"), seed=0)
     details = point.details
-    assert details["lambda_rule"] == LEARNED
-    assert details["lambda_initial_bits"] == pytest.approx(4 / 0.3 / math.log(2))
+    assert details["slope_rule"] == LEARNED
+    assert details["slope_initial_bits"] == pytest.approx(4 / 0.3 / math.log(2))
     exact_slope = abs(exact.slope(0.3))
-    assert details["lambda_initial_bits"] > 3.5 * exact_slope
-    assert exact_slope / 2 <= details["lambda_bits"] <= 2 * exact_slope
+    assert details["slope_initial_bits"] > 3.5 * exact_slope
+    assert exact_slope / 2 <= details["slope_bits"] <= 2 * exact_slope
     rate = exact.rate_distortion(0.3)  # 2.77 bits; the high-rate slope gave a line at -0.9
     assert point.distortion == 0.3 and point.rate_bits == details["line_rate_bits"]
     assert rate - 1.0 <= point.rate_bits <= rate + 2 * details["intercept_se_bits"]
@@ -313,7 +311,7 @@ def test_lower_bound_clips_a_negative_line_at_zero():
     settings = {**LOWER_SMOKE, "lambda_lr": 1e-12}
     (point,) = SandwichLower(**settings).estimate(HiddenGaussian(), Target.parse("D=0.3"), seed=0)
     details = point.details
-    assert details["lambda_bits"] == pytest.approx(details["lambda_initial_bits"], rel=1e-6)
+    assert details["slope_bits"] == pytest.approx(details["slope_initial_bits"], rel=1e-6)
     line, se = details["line_rate_bits"], details["intercept_se_bits"]
     assert line + 2 * se < 0
     assert point.rate_bits == point.rate_lower_bits == point.rate_upper_bits == 0.0

@@ -8,6 +8,7 @@ records; the sources live in the modules the factories name.
 from __future__ import annotations
 
 from rdbench import SourceRecord, hookimpl
+from rdbench.settings import number, whole
 
 _MODULE = "rdbench_plugins.analytic_sources"
 _GAUSSIAN_TARGETS = {
@@ -25,6 +26,7 @@ def rdbench_sources() -> list[SourceRecord]:
             summary="Gaussian vector N(0, V diag(variances) V^T), squared error; exact R(D) by reverse water-filling",
             factory=f"{_MODULE}.gaussian:GaussianSource",
             defaults={"variances": [1.0, 1.0], "rotate": False, "rotation_seed": 0},
+            checks={"rotation_seed": whole(minimum=0)},
             targets=_GAUSSIAN_TARGETS,
             distortions=("squared_error",),
             features=("gaussian",),
@@ -34,6 +36,7 @@ def rdbench_sources() -> list[SourceRecord]:
             summary="Gaussian m=20, sigma_k^2 = 4exp(-k/16), rotated (paper Fig. 2), squared error",
             factory=f"{_MODULE}.gaussian:paper_m20",
             defaults={"rotation_seed": 0},
+            checks={"rotation_seed": whole(minimum=0)},
             targets=_GAUSSIAN_TARGETS,
             distortions=("squared_error",),
             features=("gaussian",),
@@ -59,6 +62,7 @@ def rdbench_sources() -> list[SourceRecord]:
             summary="Gaussian m=20, sigma_k^2 = 4exp(-k/2), k=0..19, rotated (paper's published code), squared error",
             factory=f"{_MODULE}.gaussian:published_m20",
             defaults={"rotation_seed": 0},
+            checks={"rotation_seed": whole(minimum=0)},
             targets=_GAUSSIAN_TARGETS,
             distortions=("squared_error",),
             features=("gaussian",),
@@ -68,6 +72,7 @@ def rdbench_sources() -> list[SourceRecord]:
             summary="Bernoulli(p) bits, Hamming distortion; R(D) = h(p) - h(D)",
             factory=f"{_MODULE}.discrete:BernoulliSource",
             defaults={"p": 0.2},
+            checks={"p": number(above=0, below=1)},
             targets={"smoke": ("R=0.1", "R=0.5"), "default": ("R=0.1", "R=0.3", "R=0.5")},
             distortions=("hamming",),
         ),
@@ -84,6 +89,7 @@ def rdbench_sources() -> list[SourceRecord]:
             summary="Laplace(0, scale) scalar, absolute error; R(D) = log2(scale/D)",
             factory=f"{_MODULE}.laplace:LaplaceSource",
             defaults={"scale": 1.0},
+            checks={"scale": number(above=0)},
             targets={"smoke": ("R=0.5", "R=2"), "default": ("R=0.5", "R=1", "R=2")},
             distortions=("absolute_error",),
         ),

@@ -9,6 +9,7 @@ declares the records; the sources live in :mod:`.sources`.
 from __future__ import annotations
 
 from rdbench import SourceRecord, hookimpl
+from rdbench.settings import whole
 from rdbench_plugins.datasets.catalog import FASHION_MNIST, MNIST, SVHN
 
 _MODULE = "rdbench_plugins.datasets.sources"
@@ -35,9 +36,13 @@ def rdbench_sources() -> list[SourceRecord]:
     return [
         SourceRecord(
             name="mnist",
-            summary="MNIST, 1x32x32 in [0, 1] (28x28 resized as in the paper; size=28: native), squared error; `rdbench data download mnist`",
+            summary=(
+                "MNIST, 1x32x32 in [0, 1] (28x28 resized as in the paper; size=28: native), squared error; "
+                "`rdbench data download mnist`"
+            ),
             factory=f"{_MODULE}:mnist",
             defaults={"size": 32},
+            checks={"size": whole(minimum=1)},
             data=MNIST,
             **common,
         ),
@@ -46,6 +51,7 @@ def rdbench_sources() -> list[SourceRecord]:
             summary="Fashion-MNIST, 1x32x32 in [0, 1] (as mnist), squared error; `rdbench data download fashion-mnist`",
             factory=f"{_MODULE}:fashion_mnist",
             defaults={"size": 32},
+            checks={"size": whole(minimum=1)},
             data=FASHION_MNIST,
             **common,
         ),

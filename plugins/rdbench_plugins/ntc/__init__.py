@@ -11,6 +11,7 @@ records (no torch import).
 from __future__ import annotations
 
 from rdbench import CodecRecord, hookimpl
+from rdbench.settings import choice, number, whole
 
 _MODULE = "rdbench_plugins.ntc"
 _DEFAULTS = {
@@ -30,6 +31,20 @@ _DEFAULTS = {
     "max_support": 4095,
     "precision": 16,
     "device": "cpu",
+}
+#: The quantization proxies NTC trains with (:mod:`.model`).
+QUANTIZATIONS: tuple[str, ...] = ("noise", "mixed")
+_CHECKS = {
+    **{key: whole(minimum=1) for key in ("steps", "batch_size", "n_train", "n_val", "latent", "hidden")},
+    "finetune_steps": whole(minimum=0),
+    "density_steps": whole(minimum=1),
+    "lr": number(above=0),
+    "quantization": choice(*QUANTIZATIONS),
+    "calibration_rounds": whole(minimum=0),
+    "warm_fraction": number(above=0, maximum=1),
+    "tail_mass": number(above=0, below=0.5),
+    "max_support": whole(minimum=1),
+    "precision": whole(minimum=2, maximum=16),
 }
 _PROFILES = {
     "smoke": {
@@ -60,10 +75,14 @@ def rdbench_codecs() -> list[CodecRecord]:
     return [
         CodecRecord(
             name="ntc",
-            summary="Nonlinear transform coding (Balle et al. 2021): learned transforms, rounding, factorized prior; range-coded stream",
+            summary=(
+                "Nonlinear transform coding (Balle et al. 2021): learned transforms, rounding, factorized prior; "
+                "range-coded stream"
+            ),
             factory=f"{_MODULE}.codec:NTC",
             extras=("torch",),
             defaults=_DEFAULTS,
+            checks=_CHECKS,
             profiles=_PROFILES,
             resolve="rdbench_plugins.budgets:resolve_ntc",
             distortions=("squared_error", "absolute_error"),
@@ -71,10 +90,13 @@ def rdbench_codecs() -> list[CodecRecord]:
         ),
         CodecRecord(
             name="block-ntc",
-            summary="NTC on blocks of B i.i.d. realizations (vectors concatenated, images stitched 2x2; paper Sec. VI-A)",
+            summary=(
+                "NTC on blocks of B i.i.d. realizations (vectors concatenated, images stitched 2x2; paper Sec. VI-A)"
+            ),
             factory=f"{_MODULE}.block:BlockNTC",
             extras=("torch",),
             defaults={"block_size": 4, **_DEFAULTS},
+            checks={"block_size": whole(minimum=1), **_CHECKS},
             profiles=_PROFILES,
             resolve="rdbench_plugins.budgets:resolve_ntc",
             distortions=("squared_error", "absolute_error"),

@@ -5,8 +5,8 @@ fit: train the transforms and the factorized density on rate + lambda * distorti
 per latent channel. fit_curve: the targets of a curve cell from the highest rate down, each
 after the first warm-started from the previous fit with fewer main steps. encode: round the
 latents and range-code the whole evaluation set as one message (``stream`` coding) with
-:mod:`rdbench.entropy_coding`. decode: range-decode and synthesize. The reconstruction decode returns is bit for bit the one :meth:`NTC.reconstruct`
-computes on the encoder's side.
+:mod:`rdbench.entropy_coding`. decode: range-decode and synthesize. The reconstruction
+decode returns is bit for bit the one :meth:`NTC.reconstruct` computes on the encoder's side.
 """
 
 from __future__ import annotations
@@ -19,13 +19,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from rdbench.distortion import TorchForm
 from rdbench.entropy_coding import IntegerModel, decode_symbols, encode_symbols
 from rdbench.interfaces import Bits, Codec, Source
-from rdbench.slopes import Slope, target_slope
+from rdbench.slopes import Slope, steepest_first, target_slope
 from rdbench.targets import Target
-from rdbench_plugins._torch_common import WARM_RULE, Distortion, seeded, torch_distortion, warm_lambda
+from rdbench_plugins._lagrange import WARM_RULE, warm_lambda
+from rdbench_plugins._networks import seeded
 from rdbench_plugins.budgets import NTC_BUDGETS, is_image, with_budget
-from rdbench_plugins.ntc.model import QUANTIZATIONS, NTCModel
+from rdbench_plugins.ntc.model import NTCModel
 from rdbench_plugins.ntc.training import START_FACTOR, TrainingLog, initial_step, train
 
 
@@ -53,16 +55,18 @@ class NTC(Codec):
     """Nonlinear transform coding; rates in bits per realization, one stream per evaluation set.
 
     Settings: steps (training on the quantization proxy), finetune_steps (synthesis on true
-    rounding), density_steps (full-batch fit of the density to the rounded latents), batch_size, lr (Adam), n_train (training realizations), n_val
-    (held-out training-split realizations for lambda calibration), latent / hidden (see
+    rounding), density_steps (full-batch fit of the density to the rounded latents),
+    batch_size, lr (Adam), n_train (training realizations), n_val (held-out training-split
+    realizations for lambda calibration), latent / hidden (see
     :func:`.transforms.build_transforms`), quantization (``noise``: rate and synthesis on
     additive uniform noise; ``mixed``: synthesis on straight-through rounding instead),
     calibration_rounds, warm_fraction (main steps of each warm-started fit along a curve, as
-    a fraction of ``steps``; None: the source kind's, see :data:`~rdbench_plugins.budgets.NTC_BUDGETS`
-    and :meth:`fit_curve`), tail_mass (probability outside each
-    coding table's support, coded by escape), max_support (integers per table), precision (bits of the quantized tables),
-    device (torch device for training). The three step counts left at None take the budget of
-    the source's kind (:data:`rdbench_plugins.budgets.NTC_BUDGETS`; the runner fills them in at plan time).
+    a fraction of ``steps``; None: the source kind's, see
+    :data:`~rdbench_plugins.budgets.NTC_BUDGETS` and :meth:`fit_curve`), tail_mass
+    (probability outside each coding table's support, coded by escape), max_support
+    (integers per table), precision (bits of the quantized tables), device (torch device for
+    training). The three step counts left at None take the budget of the source's kind
+    (:data:`rdbench_plugins.budgets.NTC_BUDGETS`; the runner fills them in at plan time).
     """
 
     coding = "stream"
@@ -86,23 +90,8 @@ class NTC(Codec):
         precision: int = 16,
         device: str = "cpu",
     ) -> None:
-        if quantization not in QUANTIZATIONS:
-            raise ValueError(f"quantization must be one of {QUANTIZATIONS}, got {quantization!r}")
-        if warm_fraction is not None and not 0 < warm_fraction <= 1:
-            raise ValueError(f"warm_fraction must lie in (0, 1], got {warm_fraction!r}")
-        if not 0 < tail_mass < 0.5:
-            raise ValueError(f"tail_mass must lie in (0, 0.5), got {tail_mass!r}")
-        if not 1 <= max_support < 2 ** (precision - 1):
+        if not max_support < 2 ** (precision - 1):
             raise ValueError(f"max_support must lie in 1..2**(precision - 1), got {max_support!r}")
-        positive = {
-            "steps": 1 if steps is None else steps,
-            "batch_size": batch_size,
-            "n_train": n_train,
-            "n_val": n_val,
-        }
-        for name, value in positive.items():
-            if int(value) < 1:
-                raise ValueError(f"{name} must be >= 1, got {value!r}")
         self.steps = {"steps": steps, "finetune_steps": finetune_steps, "density_steps": density_steps}
         self.settings = dict(
             batch_size=int(batch_size),
@@ -144,10 +133,10 @@ class NTC(Codec):
         """
         distortion, train_x, val_x = self._split(source, seed)
         samples = val_x.cpu().numpy()
-        slopes = {target: target_slope(source, target, samples) for target in targets}
+        slopes = [target_slope(source, target, samples) for target in targets]
         previous: tuple[Slope, TrainingLog] | None = None
-        for target in sorted(targets, key=lambda t: slopes[t].bits, reverse=True):
-            slope = slopes[target]
+        for i in steepest_first(slopes):
+            target, slope = targets[i], slopes[i]
             if previous is None:
                 log = self._fit_fresh(source, target, seed, distortion, train_x, val_x, slope)
             else:
@@ -167,9 +156,10 @@ class NTC(Codec):
             previous = slope, log
             yield target
 
-    def _split(self, source: Source, seed: int) -> tuple[Distortion, torch.Tensor, torch.Tensor]:
+    def _split(self, source: Source, seed: int) -> tuple[TorchForm, torch.Tensor, torch.Tensor]:
         """(distortion, n_train training realizations, n_val validation realizations) of the train split."""
-        distortion = torch_distortion(source.distortion.name, "NTC")
+        source.distortion.require_differentiable("NTC")
+        distortion = source.distortion.torch_elementwise
         data = source.sample(self.n_train + self.n_val, seed, "train")
         x = torch.as_tensor(np.asarray(data, dtype=np.float32), device=self.device)
         return distortion, x[: self.n_train], x[self.n_train :]
@@ -183,13 +173,13 @@ class NTC(Codec):
         source: Source,
         target: Target,
         seed: int,
-        distortion: Distortion,
+        distortion: TorchForm,
         train_x: torch.Tensor,
         val_x: torch.Tensor,
         slope: Slope,
     ) -> TrainingLog:
         """A new model, its step from :func:`.training.initial_step`, trained for ``target``."""
-        step = initial_step(val_x, distortion, target.distortion, slope.bits, source.distortion.name)
+        step = initial_step(val_x, source.distortion, target.distortion, slope.bits)
         self.model = seeded(seed, lambda: NTCModel(tuple(source.shape), self.latent, self.hidden, step))
         self.model.to(self.device)
         return self._train(
@@ -200,7 +190,7 @@ class NTC(Codec):
         self,
         target: Target,
         seed: int,
-        distortion: Distortion,
+        distortion: TorchForm,
         train_x: torch.Tensor,
         val_x: torch.Tensor,
         lam: float,
@@ -285,9 +275,9 @@ class NTC(Codec):
         if log is not None:
             out.update(
                 {
-                    "lambda": log.lambda_final,
-                    "lambda_initial": log.lambda_initial,
-                    "lambda_rule": log.lambda_rule,
+                    "slope_bits": log.lambda_final,
+                    "slope_initial_bits": log.lambda_initial,
+                    "slope_rule": log.lambda_rule,
                     "calibration": [list(point) for point in log.calibration],
                     "target_distortion": self.target_distortion,
                     "validation_distortion": self.validation_distortion,

@@ -19,7 +19,6 @@ from rdbench_plugins.ntc.density import FactorizedDensity
 from rdbench_plugins.ntc.transforms import build_transforms
 
 Quantization = Literal["noise", "mixed"]
-QUANTIZATIONS: tuple[str, ...] = ("noise", "mixed")
 _CHUNK = 8192  # realizations per forward pass at evaluation
 
 

@@ -28,10 +28,11 @@ from dataclasses import dataclass, field
 
 import torch
 
-from rdbench_plugins._torch_common import Clock, Distortion, calibration_checkpoints, optimize, recalibrated
+from rdbench.distortion import Distortion, TorchForm
+from rdbench_plugins._lagrange import recalibrated
+from rdbench_plugins._optimization import Clock, calibration_checkpoints, optimize
 from rdbench_plugins.ntc.model import NTCModel, Quantization
 
-_LOG2_E = math.log2(math.e)
 #: Learning rate of the final density fit (full batch, so it can be large).
 DENSITY_LR = 3e-2
 #: Full-batch density steps fitting the density to the initial model's rounded latents.
@@ -42,29 +43,22 @@ WARMUP_DENSITY_STEPS = 200
 START_FACTOR = 2.0
 
 
-def initial_step(
-    x: torch.Tensor,
-    distortion: Distortion,
-    target_distortion: float | None,
-    lam: float,
-    distortion_name: str,
-) -> float:
+def initial_step(x: torch.Tensor, measure: Distortion, target_distortion: float | None, lam: float) -> float:
     """The initial quantization step, in source units, from realizations x (N, ...).
 
     With a target distortion: the step at which uniform scalar quantization of the
     components of x, step * round(x / step), has that mean distortion (the smallest such
     step, found by a scan and bisection), so training starts at the target. For slope
-    targets: the step whose high-rate slope is lambda (squared error: D = step^2/12 per
-    component and |dR/dD| = log2(e)/(2D), so step = sqrt(6 log2(e)/lambda); absolute error:
-    D = step/4, |dR/dD| = log2(e)/D), at most the components' RMS standard deviation.
+    targets: the step whose high-rate slope is lambda (:meth:`rdbench.distortion.Distortion.quantizer_step`),
+    at most the components' RMS standard deviation.
     """
     spread = float(x.reshape(x.shape[0], -1).var(dim=0, correction=0).mean().sqrt()) or 1.0
     if target_distortion is None:
-        step = math.sqrt(6 * _LOG2_E / lam) if distortion_name == "squared_error" else 4 * _LOG2_E / lam
+        step = measure.quantizer_step(lam)
         return min(step, spread)
 
     def excess(step: float) -> float:
-        return float(distortion(x, torch.round(x / step) * step).mean()) - target_distortion
+        return float(measure.torch_elementwise(x, torch.round(x / step) * step).mean()) - target_distortion
 
     steps = [spread * 10 ** (k / 8) for k in range(-32, 25)]
     above = next((i for i, step in enumerate(steps) if excess(step) >= 0), None)
@@ -93,7 +87,7 @@ class TrainingLog:
     calibration: list[tuple[float, float]] = field(default_factory=list)  # (lambda, validation D)
 
 
-def validation_distortion(model: NTCModel, x: torch.Tensor, distortion: Distortion) -> float:
+def validation_distortion(model: NTCModel, x: torch.Tensor, distortion: TorchForm) -> float:
     """Mean distortion per realization with hard rounding of the latents."""
     model.eval()
     d = float(distortion(x, model.synthesize(model.quantize(x))).mean())
@@ -105,7 +99,7 @@ def train(
     model: NTCModel,
     train_x: torch.Tensor,
     val_x: torch.Tensor,
-    distortion: Distortion,
+    distortion: TorchForm,
     lam: float,
     lambda_rule: str,
     target_distortion: float | None,

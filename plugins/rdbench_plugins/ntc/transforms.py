@@ -17,7 +17,7 @@ import torch
 from torch import nn
 
 from rdbench_plugins._conv import ConvDown, ConvUp, latent_size
-from rdbench_plugins._torch_common import LinearPlusMLP
+from rdbench_plugins._networks import LinearPlusMLP
 
 
 class VectorAnalysis(nn.Module):

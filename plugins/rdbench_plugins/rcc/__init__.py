@@ -9,19 +9,22 @@ lives in :mod:`.codec`.
 
 NERD-RCC searches N = 2^ceil(C + 8) candidates per realization for both methods (the
 paper's Algorithms 2-3 with a fixed N) and codes at most :data:`NERD_MAX_TEST` test
-realizations per profile. A learned Q*_Y is a poorer proposal than the exact one: on digits
-at D/Dmax = 0.3 (C = 8.2 bits) ORC's search ran to a mean of 78k candidates and exact PFR's
-tail made one cell run over 12 minutes, while the conv generator draws ~1.2e5 candidates/s on
-a CPU thread (vs ~5e6 for the exact Gaussian channel).
+realizations per profile: a learned Q*_Y is a poorer proposal than the exact one (longer
+searches), and a generator network draws candidates far more slowly than the exact Gaussian
+channel (``benchmarks/rcc_gaussian.py`` prints the times).
 """
 
 from __future__ import annotations
 
 from rdbench import CodecRecord, hookimpl
+from rdbench.settings import choice, number, whole
 
 _FACTORY = "rdbench_plugins.rcc.codec:RCC"
 #: Test realizations NERD-RCC codes per profile (None: the runner's count).
 NERD_MAX_TEST = {"smoke": 100, "default": 200, "paper": None}
+#: The index searches (:mod:`.codebook`) and the channels (:mod:`.channels`).
+METHODS: tuple[str, ...] = ("pfr", "orc")
+CHANNELS: tuple[str, ...] = ("exact", "nerd")
 _SEARCH = {
     "n_candidates": None,
     "margin_bits": 8.0,
@@ -40,6 +43,19 @@ _NERD = {
     "generator": None,
     "generator_rate_bits": None,
 }
+_CHECKS = {
+    "method": choice(*METHODS),
+    "channel": choice(*CHANNELS),
+    **{key: whole(minimum=1) for key in ("n_candidates", "max_candidates", "chunk_size")},
+    "max_test": whole(minimum=1, nullable=True),
+    "table_bits": whole(minimum=1),
+    "margin_bits": number(minimum=0),
+}
+_NERD_CHECKS = {
+    **_CHECKS,
+    "generator_rate_bits": number(minimum=0),
+    "nerd_profile": choice(*NERD_MAX_TEST),
+}
 _NERD_PROFILES = {profile: {"nerd_profile": profile, "max_test": n} for profile, n in NERD_MAX_TEST.items()}
 
 
@@ -51,6 +67,7 @@ def rdbench_codecs() -> list[CodecRecord]:
             summary="Poisson functional representation with an exact stopping rule, on the exact Gaussian Q*_Y, beta*",
             factory=_FACTORY,
             defaults={"method": "pfr", "channel": "exact", **_SEARCH},
+            checks=_CHECKS,
             distortions=("squared_error",),
             requires=("gaussian",),
         ),
@@ -59,6 +76,7 @@ def rdbench_codecs() -> list[CodecRecord]:
             summary="Ordered random coding with N candidates, on the exact Gaussian Q*_Y, beta*",
             factory=_FACTORY,
             defaults={"method": "orc", "channel": "exact", **_SEARCH},
+            checks=_CHECKS,
             distortions=("squared_error",),
             requires=("gaussian",),
         ),
@@ -68,6 +86,7 @@ def rdbench_codecs() -> list[CodecRecord]:
             factory=_FACTORY,
             extras=("torch",),
             defaults={"method": "pfr", "channel": "nerd", **_SEARCH, **_NERD},
+            checks=_NERD_CHECKS,
             profiles=_NERD_PROFILES,
             distortions=("squared_error", "absolute_error"),
             curve=True,
@@ -80,6 +99,7 @@ def rdbench_codecs() -> list[CodecRecord]:
             factory=_FACTORY,
             extras=("torch",),
             defaults={"method": "orc", "channel": "nerd", **_SEARCH, **_NERD},
+            checks=_NERD_CHECKS,
             profiles=_NERD_PROFILES,
             distortions=("squared_error", "absolute_error"),
             curve=True,

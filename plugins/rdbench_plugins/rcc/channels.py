@@ -18,7 +18,7 @@ from rdbench.distortion import Distortion, SquaredError
 from rdbench.gaussian import WaterFilling
 from rdbench.interfaces import GaussianLaw, Source
 from rdbench.targets import Target
-from rdbench.units import to_nats
+from rdbench.units import to_bits, to_nats
 
 
 class Channel(ABC):
@@ -48,7 +48,12 @@ class Channel(ABC):
         """A candidate (dim,) as a reproduction of the source's shape, float64."""
 
     def details(self) -> dict[str, Any]:
-        return {"channel": self.name, "beta": self.beta, "rate_parameter_bits": self.rate_bits, "dimension": self.dim}
+        return {
+            "channel": self.name,
+            "slope_bits": to_bits(-self.beta),
+            "rate_parameter_bits": self.rate_bits,
+            "dimension": self.dim,
+        }
 
 
 class ExactGaussianChannel(Channel):

@@ -21,10 +21,10 @@ from typing import Literal
 import numpy as np
 
 from rdbench.distortion import SquaredError
+from rdbench_plugins.rcc import METHODS
 from rdbench_plugins.rcc.channels import Channel
 
 Method = Literal["pfr", "orc"]
-METHODS: tuple[str, ...] = ("pfr", "orc")
 #: Size of a message's first chunk; each next one doubles, up to the codebook's chunk_size.
 FIRST_CHUNK = 256
 #: Separates the codebook's random streams from other uses of the cell seed.

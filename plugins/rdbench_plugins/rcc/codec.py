@@ -32,11 +32,10 @@ import numpy as np
 from rdbench.interfaces import Bits, Codec, Source
 from rdbench.targets import Target
 from rdbench_plugins.rcc.channels import Channel, ExactGaussianChannel
-from rdbench_plugins.rcc.codebook import METHODS, Codebook
+from rdbench_plugins.rcc.codebook import Codebook
 from rdbench_plugins.rcc.index_code import IndexCode, default_table_bits, zipf_exponent
 from rdbench_plugins.rcc.search import Selection, select
 
-CHANNELS: tuple[str, ...] = ("exact", "nerd")
 #: Training realizations exact PFR tries in ``fit``: a majority capped fails the target.
 PILOT_REALIZATIONS = 15
 #: Message numbers of those trials (apart from the numbers 0, 1, ... of coded messages).
@@ -81,28 +80,8 @@ class RCC(Codec):
         generator: str | None = None,
         generator_rate_bits: float | None = None,
     ) -> None:
-        if method not in METHODS:
-            raise ValueError(f"method must be one of {METHODS}, got {method!r}")
-        if channel not in CHANNELS:
-            raise ValueError(f"channel must be one of {CHANNELS}, got {channel!r}")
-        for name, value in (
-            ("max_candidates", max_candidates),
-            ("chunk_size", chunk_size),
-            ("n_candidates", 1 if n_candidates is None else n_candidates),
-            ("max_test", 1 if max_test is None else max_test),
-        ):
-            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
         if n_candidates is not None and n_candidates > max_candidates:
             raise ValueError(f"n_candidates={n_candidates} exceeds max_candidates={max_candidates}")
-        if (
-            isinstance(margin_bits, bool)
-            or not isinstance(margin_bits, (int, float))
-            or not (0 <= margin_bits < math.inf)
-        ):
-            raise ValueError(f"margin_bits must be a number >= 0, got {margin_bits!r}")
-        if not isinstance(exact, bool):
-            raise ValueError(f"exact must be true or false, got {exact!r}")
         nerd_only = {
             "nerd_profile": nerd_profile,
             "nerd": nerd,

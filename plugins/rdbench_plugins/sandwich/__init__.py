@@ -18,6 +18,7 @@ conv channels for images, ``sandwich-lower`` 1000 steps.
 from __future__ import annotations
 
 from rdbench import EstimatorRecord, hookimpl
+from rdbench.settings import number, whole
 
 _MODULE = "rdbench_plugins.sandwich"
 
@@ -48,6 +49,15 @@ def rdbench_estimators() -> list[EstimatorRecord]:
                 "calibration_rounds": 3,
                 "warm_fraction": 0.4,
                 "device": "cpu",
+            },
+            checks={
+                **{key: whole(minimum=1) for key in ("steps", "batch_size", "n_train", "n_val", "latent", "hidden")},
+                "n_test": whole(minimum=2),
+                "layers": whole(minimum=0),
+                "components": whole(minimum=1),
+                "calibration_rounds": whole(minimum=0),
+                "lr": number(above=0),
+                "warm_fraction": number(above=0, maximum=1),
             },
             curve=True,
             profiles={
@@ -82,6 +92,17 @@ def rdbench_estimators() -> list[EstimatorRecord]:
                 "lambda_lr": 0.05,
                 "warm_fraction": 0.4,
                 "device": "cpu",
+            },
+            checks={
+                **{
+                    key: whole(minimum=1)
+                    for key in ("steps", "n_train", "hidden", "train_starts", "train_iterations", "alpha_batches")
+                },
+                **{key: whole(minimum=2) for key in ("k", "train_k", "eval_batches")},
+                "layers": whole(minimum=0),
+                "max_iterations": whole(minimum=1),
+                **{key: number(above=0) for key in ("lr", "tolerance", "lambda_lr")},
+                "warm_fraction": number(above=0, maximum=1),
             },
             curve=True,
             profiles={

@@ -2,7 +2,7 @@
 
 The lower bound flattens realizations of any shape to vectors of ``dims = prod(source.shape)``
 components and its log u is an MLP on them
-(:class:`rdbench_plugins._torch_common.LinearPlusMLP`). The upper bound keeps images
+(:class:`rdbench_plugins._networks.LinearPlusMLP`). The upper bound keeps images
 (shape (C, H, W)) as images for its convolutional beta-VAE and flattens everything else.
 """
 
@@ -18,7 +18,7 @@ import numpy as np
 import torch
 
 from rdbench.interfaces import Source, Split
-from rdbench_plugins._torch_common import Clock, require_finite
+from rdbench_plugins._optimization import Clock, require_finite
 
 
 def samples(
@@ -38,17 +38,6 @@ def timed(details: dict[str, Any], phase: str) -> Iterator[None]:
     clock = Clock()
     yield
     details[f"{phase}_seconds"], details[f"{phase}_cpu_seconds"] = clock.seconds()
-
-
-def check_settings(owner: str, whole: dict[str, tuple[Any, int]], positive: dict[str, Any]) -> None:
-    """Raise ValueError naming the first setting that is not a whole number >= its least value
-    (``whole``: name -> (value, least)) or not a finite number > 0 (``positive``: name -> value)."""
-    for name, (value, least) in whole.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or value < least:
-            raise ValueError(f"{owner}: {name} must be a whole number >= {least}, got {value!r}")
-    for name, value in positive.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and value > 0):
-            raise ValueError(f"{owner}: {name} must be a positive number, got {value!r}")
 
 
 @dataclass(frozen=True)

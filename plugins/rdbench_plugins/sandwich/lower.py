@@ -6,7 +6,7 @@ C = sup_y E_X[exp(-lam d(X, y)) / u(X)],
 
     R(D) >= intercept - lam D  for every D,   intercept = E[-log u(X)] - log C.
 
-u is an MLP that outputs log u (:class:`~rdbench_plugins._torch_common.LinearPlusMLP`). From a
+u is an MLP that outputs log u (:class:`~rdbench_plugins._networks.LinearPlusMLP`). From a
 batch of k i.i.d. realizations, C_k = sup_y (1/k) sum_i exp(-lam ||x_i - y||^2 - log u(x_i));
 for squared error the sup is the global mode of a Gaussian mixture with centroids x_i
 (:mod:`.mode_search`).
@@ -45,8 +45,8 @@ which is a lower bound on R(D_target) for every lam > 0, and for a fixed u conca
 is the mixture-weighted distortion at the mode minus D_target, taken with the mode held fixed
 (the envelope theorem; the mode search uses the current lam). lam depends only on training
 data, so the evaluation at the final lam is the same unbiased estimate as for a fixed lam.
-Details: ``lambda_rule`` ("learned (high-rate start)" when learned), ``lambda_initial_bits``
-and the final ``lambda_bits``.
+Details: ``slope_rule`` ("learned (high-rate start)" when learned), ``slope_initial_bits``
+and the final ``slope_bits``.
 
 Along a curve (:meth:`SandwichLower.curve`, one cell for all of a source's targets) the targets
 are trained from the steepest slope down, each after the first from a copy of the previous log u
@@ -72,16 +72,20 @@ from typing import Any
 
 import torch
 
+from rdbench.distortion import SquaredError
 from rdbench.interfaces import Estimator, RDPoint, Source
-from rdbench.slopes import HIGH_RATE, LN2, Slope, tangent_distortion, target_slope
+from rdbench.slopes import HIGH_RATE, Slope, steepest_first, tangent_distortion, target_slope
 from rdbench.targets import Target
-from rdbench_plugins._torch_common import LinearPlusMLP, optimize, require_finite, seeded, warm_lambda
-from rdbench_plugins.sandwich.common import MeanSE, check_settings, samples, timed
+from rdbench.units import to_bits
+from rdbench_plugins._lagrange import warm_lambda
+from rdbench_plugins._networks import LinearPlusMLP, seeded
+from rdbench_plugins._optimization import optimize, require_finite
+from rdbench_plugins.sandwich.common import MeanSE, samples, timed
 from rdbench_plugins.sandwich.mode_search import global_mode, mean_shift
 
 #: A point is flagged near the ceiling when its intercept interval reaches above this fraction of log2 k.
 NEAR_CEILING = 0.5
-#: ``lambda_rule`` of a slope learned at the target distortion, starting from the high-rate slope.
+#: ``slope_rule`` of a slope learned at the target distortion, starting from the high-rate slope.
 LEARNED = "learned (high-rate start)"
 
 
@@ -173,25 +177,6 @@ class SandwichLower(Estimator):
         warm_fraction: float = 0.4,
         device: str = "cpu",
     ) -> None:
-        check_settings(
-            "sandwich-lower",
-            whole={
-                "steps": (steps, 1),
-                "k": (k, 2),
-                "train_k": (train_k, 2),
-                "n_train": (n_train, 1),
-                "hidden": (hidden, 1),
-                "layers": (layers, 0),
-                "train_starts": (train_starts, 1),
-                "train_iterations": (train_iterations, 1),
-                "eval_batches": (eval_batches, 2),
-                "alpha_batches": (alpha_batches, 1),
-                "max_iterations": (max_iterations, 1),
-            },
-            positive={"lr": lr, "tolerance": tolerance, "lambda_lr": lambda_lr, "warm_fraction": warm_fraction},
-        )
-        if warm_fraction > 1:
-            raise ValueError(f"sandwich-lower: warm_fraction must be at most 1, got {warm_fraction!r}")
         self.warm_fraction = float(warm_fraction)
         if not train_k <= min(k, n_train):
             raise ValueError(f"sandwich-lower: train_k ({train_k}) must be at most k ({k}) and n_train ({n_train})")
@@ -212,7 +197,7 @@ class SandwichLower(Estimator):
         each after the first warm-started from the previous log u (and learned slope) with
         ``warm_fraction`` of the steps. The evaluation is the same unbiased estimate whatever
         u is, so a warm start can change only how tight the bound is."""
-        if source.distortion.name != "squared_error":
+        if not isinstance(source.distortion, SquaredError):
             raise ValueError(
                 f"sandwich-lower needs squared_error distortion (its mode search over y is exact only "
                 f"there); this source uses {source.distortion.name!r}"
@@ -227,7 +212,7 @@ class SandwichLower(Estimator):
         )
         points: dict[int, RDPoint] = {}
         previous: tuple[torch.nn.Module, Slope, float] | None = None
-        for i in sorted(range(len(resolved)), key=lambda i: slopes[i].bits, reverse=True):
+        for i in steepest_first(slopes):
             point, log_u, lam = self._fit(source, resolved[i], slopes[i], seed, train_x, test_x, previous)
             points[i], previous = point, (log_u, slopes[i], lam)
         return [[points[i]] for i in range(len(resolved))]
@@ -259,7 +244,7 @@ class SandwichLower(Estimator):
             log_u, steps = copy.deepcopy(previous[0]), max(1, round(self.warm_fraction * self.steps))
             if learn:
                 lam_start = warm_lambda(previous[2], previous[1].nats, slope.nats)
-                lam_start_bits = lam_start / LN2
+                lam_start_bits = to_bits(lam_start)
         log_lam = torch.nn.Parameter(torch.tensor(math.log(lam_start), device=self.device))
         generator = torch.Generator(device=self.device).manual_seed(seed)
 
@@ -286,7 +271,7 @@ class SandwichLower(Estimator):
             optimize(groups, loss_at, steps=steps, lr=self.lr, what="sandwich-lower")
         lam = float(log_lam.detach().exp()) if learn else slope.nats
         require_finite("sandwich-lower: the learned slope lambda", lam)
-        lam_bits = lam / LN2 if learn else slope.bits
+        lam_bits = to_bits(lam) if learn else slope.bits
         with timed(timings, "eval"):
             a = self.alpha_batches
             with torch.no_grad():
@@ -298,13 +283,13 @@ class SandwichLower(Estimator):
             intercept = MeanSE.of(linearized_intercepts(stats, log_alpha), "sandwich-lower: the intercept")
             plug_in = float((stats.neg_log_u - stats.log_c).mean())
 
-        intercept_bits, se_bits = intercept.mean / LN2, intercept.se / LN2
+        intercept_bits, se_bits = to_bits(intercept.mean), to_bits(intercept.se)
         offset = lam_bits * distortion
         line = intercept_bits - offset
         details: dict[str, Any] = {
-            "lambda_bits": lam_bits,
-            "lambda_initial_bits": lam_start_bits,
-            "lambda_rule": LEARNED if learn else slope.rule,
+            "slope_bits": lam_bits,
+            "slope_initial_bits": lam_start_bits,
+            "slope_rule": LEARNED if learn else slope.rule,
             "warm_start": previous is not None,
             "line_rate_bits": line,
             "distortion_rule": distortion_rule,
@@ -314,7 +299,7 @@ class SandwichLower(Estimator):
             "intercept_upper_bits": intercept_bits + 2 * se_bits,
             "intercept_ceiling_bits": math.log2(self.k),
             "near_ceiling": intercept_bits + 2 * se_bits > NEAR_CEILING * math.log2(self.k),
-            "plug_in_intercept_bits": plug_in / LN2,
+            "plug_in_intercept_bits": to_bits(plug_in),
             "log_alpha_nats": log_alpha,
             "k": self.k,
             "train_k": self.train_k,

@@ -38,22 +38,16 @@ from typing import Any
 import torch
 from torch import nn
 
+from rdbench.distortion import TorchForm
 from rdbench.interfaces import Estimator, RDPoint, Source
-from rdbench.slopes import EXACT, LN2, TARGET, Slope, target_slope
+from rdbench.slopes import EXACT, TARGET, Slope, steepest_first, target_slope
 from rdbench.targets import Target
+from rdbench.units import to_bits
 from rdbench_plugins._conv import ConvDown, ConvUp, latent_size
-from rdbench_plugins._torch_common import (
-    WARM_RULE,
-    Distortion,
-    LinearPlusMLP,
-    calibration_checkpoints,
-    optimize,
-    recalibrated,
-    seeded,
-    torch_distortion,
-    warm_lambda,
-)
-from rdbench_plugins.sandwich.common import MeanSE, check_settings, samples, timed
+from rdbench_plugins._lagrange import WARM_RULE, recalibrated, warm_lambda
+from rdbench_plugins._networks import LinearPlusMLP, seeded
+from rdbench_plugins._optimization import calibration_checkpoints, optimize
+from rdbench_plugins.sandwich.common import MeanSE, samples, timed
 
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 #: Realizations per evaluation batch.
@@ -87,7 +81,7 @@ class BetaVAE(nn.Module):
     """x (N, *shape) -> (KL estimate in nats per realization (N,), reproduction y (N, *shape)).
 
     Vector sources (any shape but (C, H, W); x flattened to (N, dims)): MLP encoder and decoder
-    (:class:`~rdbench_plugins._torch_common.LinearPlusMLP`, width ``hidden``, ``layers`` hidden
+    (:class:`~rdbench_plugins._networks.LinearPlusMLP`, width ``hidden``, ``layers`` hidden
     layers), latent_shape (latent,). Image sources (shape (C, H, W)): the shared convolutional
     stacks of :mod:`rdbench_plugins._conv` with ``hidden`` channels (``layers`` unused): the
     encoder :class:`~rdbench_plugins._conv.ConvDown` maps an image to a (2 latent, h, w) map,
@@ -154,24 +148,6 @@ class SandwichUpper(Estimator):
         warm_fraction: float = 0.4,
         device: str = "cpu",
     ) -> None:
-        check_settings(
-            "sandwich-upper",
-            whole={
-                "steps": (steps, 1),
-                "batch_size": (batch_size, 1),
-                "n_train": (n_train, 1),
-                "n_val": (n_val, 1),
-                "n_test": (n_test, 2),
-                "latent": (1 if latent is None else latent, 1),
-                "hidden": (1 if hidden is None else hidden, 1),
-                "layers": (layers, 0),
-                "components": (components, 1),
-                "calibration_rounds": (calibration_rounds, 0),
-            },
-            positive={"lr": lr, "warm_fraction": warm_fraction},
-        )
-        if warm_fraction > 1:
-            raise ValueError(f"sandwich-upper: warm_fraction must be at most 1, got {warm_fraction!r}")
         self.warm_fraction = float(warm_fraction)
         self.steps, self.batch_size, self.lr = int(steps), int(batch_size), float(lr)
         self.n_train, self.n_val, self.n_test = int(n_train), int(n_val), int(n_test)
@@ -195,7 +171,7 @@ class SandwichUpper(Estimator):
         slopes = [target_slope(source, t, val_x.cpu().numpy()) for t in resolved]
         points: dict[int, RDPoint] = {}
         previous: tuple[BetaVAE, Slope, float] | None = None
-        for i in sorted(range(len(resolved)), key=lambda i: slopes[i].bits, reverse=True):
+        for i in steepest_first(slopes):
             point, model, lam = self._fit(source, resolved[i], slopes[i], seed, train_x, val_x, test_x, previous)
             points[i], previous = point, (model, slopes[i], lam)
         return [[points[i]] for i in range(len(resolved))]
@@ -212,7 +188,8 @@ class SandwichUpper(Estimator):
         previous: tuple[BetaVAE, Slope, float] | None,
     ) -> tuple[RDPoint, BetaVAE, float]:
         """(the point, the trained model, its final lambda in bits per unit distortion)."""
-        distortion = torch_distortion(source.distortion.name, "sandwich-upper")
+        source.distortion.require_differentiable("sandwich-upper")
+        distortion = source.distortion.torch_elementwise
         shape = tuple(source.shape)
         image = len(shape) == 3
         latent = self.latent or (_IMAGE_LATENT * shape[0] if image else math.prod(shape))
@@ -234,7 +211,7 @@ class SandwichUpper(Estimator):
         def loss_at(step: int) -> torch.Tensor:
             x = train_x[torch.randint(self.n_train, (self.batch_size,), generator=generator, device=self.device)]
             rate, y = model(x, generator)
-            return (rate / LN2 + lam * distortion(x, y)).mean()
+            return (to_bits(rate) + lam * distortion(x, y)).mean()
 
         def calibrate(step: int) -> None:
             nonlocal lam
@@ -249,9 +226,9 @@ class SandwichUpper(Estimator):
         with timed(timings, "eval"):
             rate, dist, gap = self._evaluate(model, test_x, distortion, generator, lam)
         details: dict[str, Any] = {
-            "lambda_bits": lam,
-            "lambda_initial_bits": lam_initial,
-            "lambda_rule": slope.rule if previous is None or not rounds else f"{WARM_RULE} ({slope.rule})",
+            "slope_bits": lam,
+            "slope_initial_bits": lam_initial,
+            "slope_rule": slope.rule if previous is None or not rounds else f"{WARM_RULE} ({slope.rule})",
             "warm_start": previous is not None,
             "calibration": calibration,
             "target_distortion": target.distortion,
@@ -279,7 +256,7 @@ class SandwichUpper(Estimator):
     @staticmethod
     @torch.no_grad()
     def _evaluate(
-        model: BetaVAE, x: torch.Tensor, distortion: Distortion, generator: torch.Generator, lam: float
+        model: BetaVAE, x: torch.Tensor, distortion: TorchForm, generator: torch.Generator, lam: float
     ) -> tuple[MeanSE, MeanSE, MeanSE]:
         """Rate r in bits (the KL summed over all latent elements), distortion d, and r + lam d
         (lam in bits per unit distortion), per realization of x (n, *shape): their means and
@@ -287,7 +264,7 @@ class SandwichUpper(Estimator):
         rates, dists = [], []
         for chunk in x.split(_EVAL_BATCH):
             rate, y = model(chunk, generator)
-            rates.append(rate.double() / LN2)
+            rates.append(to_bits(rate.double()))
             dists.append(distortion(chunk, y).double())
         r, d = torch.cat(rates), torch.cat(dists)
         return (

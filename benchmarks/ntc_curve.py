@@ -2,8 +2,8 @@
 
     python benchmarks/ntc_curve.py [--threads 1] [--n-test 2000] [--digits] [--warm-fraction F]
 
-For each (codec, source, targets): (a) one :func:`rdbench.cells.evaluate_codec` per target
-with a fresh codec (a cell per target), (b) one :func:`rdbench.cells.evaluate_codec_curve`
+For each (codec, source, targets): (a) one :func:`rdbench.evaluation.evaluate_codec` per target
+with a fresh codec (a cell per target), (b) one :func:`rdbench.evaluation.evaluate_codec_curve`
 (``NTC.fit_curve``: each target warm-started from the previous one). Settings are the default
 profile's, resolved as the runner does at plan time. Per target: the rate (bits per
 realization, from the real bitstream), the distortion against the target's, the exact R(D)
@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import torch
 
 from rdbench import Source
-from rdbench.cells import evaluate_codec, evaluate_codec_curve
+from rdbench.evaluation import evaluate_codec, evaluate_codec_curve
 from rdbench.interfaces import RDPoint
 from rdbench.registry import get_registry
 from rdbench.targets import Target
@@ -58,7 +58,10 @@ def run_case(case: Case, n_test: int, seed: int, warm_fraction: float | None) ->
     t0, c0 = time.perf_counter(), time.process_time()
     separate = [evaluate_codec(entry.create(settings), case.source, t, seed, n_test) for t in targets]
     t1, c1 = time.perf_counter(), time.process_time()
-    curve = [points[0] for points in evaluate_codec_curve(entry.create(settings), case.source, targets, seed, n_test)]
+    per_target, errors = evaluate_codec_curve(entry.create(settings), case.source, targets, seed, n_test)
+    if errors:
+        raise RuntimeError("; ".join(f"{t}: {m}" for t, m in errors.items()))
+    curve = [points[0] for points in per_target]
     t2, c2 = time.perf_counter(), time.process_time()
     print(
         f"\n== {case.codec} on {case.label} (warm_fraction={settings['warm_fraction']}, steps={settings['steps']}) =="

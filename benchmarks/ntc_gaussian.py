@@ -21,7 +21,7 @@ import time
 import torch
 
 from rdbench import Source
-from rdbench.cells import evaluate_codec
+from rdbench.evaluation import evaluate_codec
 from rdbench.registry import get_registry
 from rdbench.targets import Target
 from rdbench_plugins.ntc.ecsq import ecsq_allocation_rate, ecsq_hull, ecsq_rate

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import torch
 
-from rdbench.cells import evaluate_codec
+from rdbench.evaluation import evaluate_codec
 from rdbench.interfaces import RDPoint, Source
 from rdbench.registry import get_registry
 from rdbench.targets import Target

@@ -2,19 +2,15 @@
 
 Cells run in any order, in any process, on any machine. :func:`run_cell` never raises: a
 failure (an exception, or ``SystemExit`` from a plugin) is a result with
-``status == "error"`` and the message.
+``status == "error"`` and the message. Inside a cell, :func:`estimate` gives a method another
+estimator's points, read back from the run's stored cell when there is one.
 """
 
 from __future__ import annotations
 
 import contextvars
-import math
 import multiprocessing
 import os
-import platform
-import resource
-import socket
-import sys
 import time
 import traceback
 from collections.abc import Mapping, Sequence
@@ -23,18 +19,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
-import rdbench
-from rdbench.interfaces import Bits, Codec, Estimator, RDPoint, Source
+from rdbench.evaluation import evaluate_codec, evaluate_codec_curve
+from rdbench.interfaces import Codec, Estimator, RDPoint, Source
+from rdbench.provenance import cpu_seconds, peak_memory_mb, provenance, reset_peak_memory
 from rdbench.registry import get_registry
-from rdbench.spec import CELL_FORMAT, CellSpec, method_fields, rdbench_fingerprint
-from rdbench.store import ResultStore
+from rdbench.spec import CELL_FORMAT, CellError, CellSpec, method_fields
+from rdbench.store import ResultStore, point_record
 from rdbench.targets import Target
-
-#: A point within this many bits of its ceiling is flagged ``near_ceiling``.
-CEILING_MARGIN_BITS = 1.0
-
 
 #: The cell this process is running and its run's output folder (see :func:`estimate`).
 _RUNNING: contextvars.ContextVar[tuple[CellSpec, Path | None] | None] = contextvars.ContextVar(
@@ -42,179 +33,18 @@ _RUNNING: contextvars.ContextVar[tuple[CellSpec, Path | None] | None] = contextv
 )
 
 
-class CellError(RuntimeError):
-    """A cell failed for a reason the runner detected (timeout, invalid output, crash)."""
-
-
-def provenance() -> dict[str, Any]:
-    """Versions and host of the process running a cell."""
-    torch = sys.modules.get("torch")
-    return {
-        "rdbench_version": rdbench.__version__,
-        "rdbench_code": rdbench_fingerprint(),
-        "python_version": platform.python_version(),
-        "numpy_version": np.__version__,
-        "torch_version": None if torch is None else str(torch.__version__),  # a str subclass in torch
-        "host": socket.gethostname(),
-        "pid": os.getpid(),
-    }
-
-
-def _reset_peak_memory() -> None:
-    """Start this process's peak resident memory afresh (Linux), so that a worker that runs
-    one cell after another reports each cell's own peak."""
-    try:
-        with open("/proc/self/clear_refs", "w") as handle:
-            handle.write("5")
-    except OSError:
-        pass  # elsewhere the peak is the process's so far
-
-
-def _peak_memory_mb() -> float:
-    """Peak resident memory since :func:`_reset_peak_memory` (Linux), else of the process, MiB."""
-    try:
-        with open("/proc/self/status") as handle:
-            line = next(line for line in handle if line.startswith("VmHWM:"))
-        return int(line.split()[1]) / 1024
-    except (OSError, StopIteration, ValueError, IndexError):
-        # ru_maxrss is in kilobytes on Linux, bytes on macOS
-        rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        return rss / (1024 * 1024) if sys.platform == "darwin" else rss / 1024
-
-
-def _cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return str(value)
-    if value is None or isinstance(value, (bool, int, float, str)):
-        return value
-    return repr(value)
-
-
-def _point_record(point: RDPoint, source: Source, target: Target) -> dict[str, Any]:
-    point.validate()
-    rate_true = source.rate_distortion(point.distortion) if source.has_exact_rd else None
-    ceiling = point.rate_ceiling_bits
-    converged = point.details.get("converged")
-    return {
-        "target": str(target),
-        "target_distortion": target.distortion,
-        "converged": None if converged is None else bool(converged),
-        "bound": point.bound,
-        "distortion": float(point.distortion),
-        "rate_bits": float(point.rate_bits),
-        "rate_lower_bits": None if point.rate_lower_bits is None else float(point.rate_lower_bits),
-        "rate_upper_bits": None if point.rate_upper_bits is None else float(point.rate_upper_bits),
-        "rate_ceiling_bits": None if ceiling is None else float(ceiling),
-        "near_ceiling": None if ceiling is None else bool(point.rate_bits >= ceiling - CEILING_MARGIN_BITS),
-        "rate_true_bits": None if rate_true is None else float(rate_true),
-        "details": _jsonable(point.details),
-    }
-
-
-def evaluate_codec(codec: Codec, source: Source, target: Target, seed: int, n_test: int) -> RDPoint:
-    """Fit, encode the test split, decode, and measure: an operational point."""
-    codec.fit(source, target, seed)
-    return _measure_codec(codec, source, seed, n_test)
-
-
-def evaluate_codec_curve(
-    codec: Codec,
+def estimate(
+    name: str,
+    settings: Mapping[str, Any],
     source: Source,
     targets: Sequence[Target],
     seed: int,
-    n_test: int,
-    errors: dict[str, str] | None = None,
+    profile: str = "default",
 ) -> list[list[RDPoint]]:
-    """:func:`evaluate_codec` at each target in turn, through :meth:`Codec.fit_curve`.
-
-    Without ``errors`` any failure raises. With it, a target whose measurement fails, or that
-    fit_curve never reached (it raised or stopped first), gets no points and its message in
-    ``errors`` (keyed by the target's text), and the targets measured are kept.
-    """
-    points: dict[Target, list[RDPoint]] = {}
-    try:
-        for target in codec.fit_curve(source, targets, seed):
-            try:
-                points[target] = [_measure_codec(codec, source, seed, n_test)]
-            except Exception as exc:
-                if errors is None:
-                    raise
-                errors[str(target)] = f"{type(exc).__name__}: {exc}"
-                points[target] = []
-    except Exception as exc:
-        if errors is None:
-            raise
-        reason = f"{type(exc).__name__}: {exc}"
-    else:
-        reason = "CellError: fit_curve yielded no fit for this target"
-    missing = [t for t in targets if t not in points]
-    if missing and errors is None:
-        raise CellError(f"fit_curve yielded no fit for {', '.join(map(str, missing))}")
-    for target in missing:
-        errors[str(target)] = reason  # type: ignore[index]  # errors is set here
-    return [points.get(t, []) for t in targets]
-
-
-def _measure_codec(codec: Codec, source: Source, seed: int, n_test: int) -> RDPoint:
-    """Encode the test split with a fitted codec, decode, and measure.
-
-    n_test realizations are coded, at most the test split's size (each once; see
-    :meth:`Source.split_size`) and the codec's :attr:`Codec.max_test`. Rate is the real
-    bitstream length in bits per realization; distortion is measured between the test
-    realizations and the decoder's output.
-    """
-    n_test = min(n for n in (n_test, source.split_size("test"), codec.max_test) if n is not None)
-    x = source.sample(n_test, seed, "test")
-    t0 = time.perf_counter()
-    if codec.coding == "one-shot":
-        messages = [codec.encode(xi) for xi in x]
-        t1 = time.perf_counter()
-        x_hat = np.stack([np.asarray(codec.decode(m)) for m in messages])
-    elif codec.coding == "stream":
-        messages = [codec.encode(x)]
-        t1 = time.perf_counter()
-        x_hat = np.asarray(codec.decode(messages[0]))
-    else:
-        raise CellError(f"codec.coding must be 'one-shot' or 'stream', got {codec.coding!r}")
-    t2 = time.perf_counter()
-    for m in messages:
-        if not isinstance(m, (bytes, Bits)):
-            raise CellError(f"codec.encode must return bytes or rdbench.Bits, got {type(m).__name__}")
-    if x_hat.shape != x.shape:
-        raise CellError(f"decoded shape {x_hat.shape} differs from the input shape {x.shape}")
-    total_bits = sum(Bits.length(m) for m in messages)
-    details = {
-        "coding": codec.coding,
-        "n_test": n_test,
-        "encode_seconds": t1 - t0,
-        "decode_seconds": t2 - t1,
-        **codec.details(),
-    }
-    return RDPoint(
-        rate_bits=total_bits / n_test,
-        distortion=float(np.mean(source.distortion(x, x_hat))),
-        bound="operational",
-        details=details,
-    )
-
-
-def estimate(
-    name: str, settings: Mapping[str, Any], source: Source, targets: Sequence[Target], seed: int
-) -> list[list[RDPoint]]:
-    """The points of estimator ``name`` with ``settings`` (before plan-time resolution) on
-    this cell's source at each of ``targets`` (resolved) and ``seed``, one list per target,
-    for methods built on an estimator's output (NERD-RCC codes with NERD's Q*_Y).
+    """The points of estimator ``name`` on this cell's source at each of ``targets``
+    (resolved) and ``seed``, one list per target, for methods built on an estimator's output
+    (NERD-RCC codes with NERD's Q*_Y). Its settings are its record's ``profile`` settings
+    updated by ``settings`` (before plan-time resolution).
 
     Inside a cell of a run whose output folder already holds that estimator's cell (the same
     source, resolved settings, targets, seed and code, finished ok), its stored points and
@@ -223,7 +53,7 @@ def estimate(
     stored) the estimator runs here, on all targets together.
     """
     entry = get_registry().get("estimator", name)
-    fields = method_fields(entry, settings, source)
+    fields = method_fields(entry, entry.record.settings(profile, settings), source)
     running = _RUNNING.get()
     if running is not None and running[1] is not None:
         cell, out = running
@@ -292,8 +122,8 @@ def _run_cell(spec: CellSpec) -> dict[str, Any]:
     registry = get_registry()  # importing plugins is not this cell's time
     _import_factories(registry, spec)
     started = datetime.now(timezone.utc)
-    _reset_peak_memory()
-    t0, c0 = time.perf_counter(), _cpu_seconds()
+    reset_peak_memory()
+    t0, c0 = time.perf_counter(), cpu_seconds()
     result: dict[str, Any] = {
         "cell_id": spec.cell_id,
         "cell_format": CELL_FORMAT,
@@ -328,17 +158,18 @@ def _run_cell(spec: CellSpec) -> dict[str, Any]:
             if not isinstance(method, Codec):
                 raise CellError(f"codec factory for {spec.method!r} returned {type(method).__name__}")
             if entry.record.curve:
-                per_target = evaluate_codec_curve(method, source, targets, spec.seed, spec.n_test, target_errors)
+                per_target, target_errors = evaluate_codec_curve(method, source, targets, spec.seed, spec.n_test)
             else:
                 per_target = [[evaluate_codec(method, source, targets[0], spec.seed, spec.n_test)]]
             result["coding"] = method.coding
+        target_error = "; ".join(f"{t}: {m}" for t, m in target_errors.items())
         if target_errors and len(target_errors) == len(targets):
-            raise CellError("every target failed: " + "; ".join(f"{t}: {m}" for t, m in target_errors.items()))
+            raise CellError(f"every target failed: {target_error}")
         pairs = [(target, p) for target, points in zip(targets, per_target) for p in points]
         for _, p in pairs:
             if not isinstance(p, RDPoint):
                 raise CellError(f"{spec.method!r} returned {type(p).__name__}, not an RDPoint")
-        result["points"] = [_point_record(p, source, target) for target, p in pairs]
+        result["points"] = [point_record(p, source, target) for target, p in pairs]
         result["artifacts"] = {}
         for i, ((_, point), record) in enumerate(zip(pairs, result["points"])):
             for name, blob in point.artifacts.items():
@@ -347,7 +178,7 @@ def _run_cell(spec: CellSpec) -> dict[str, Any]:
         if target_errors:  # a curve cell whose other targets are kept; retried by the next run
             result["status"] = "partial"
             result["target_errors"] = target_errors
-            result["error"] = "; ".join(f"{t}: {m}" for t, m in target_errors.items())
+            result["error"] = target_error
     except BaseException as exc:  # noqa: BLE001 - a failing plugin (even sys.exit) must not stop the run
         if isinstance(exc, KeyboardInterrupt) and multiprocessing.parent_process() is None:
             raise  # the user stopped a serial run
@@ -356,8 +187,8 @@ def _run_cell(spec: CellSpec) -> dict[str, Any]:
         result["error"] = f"{type(exc).__name__}: {exc}"
         result["traceback"] = traceback.format_exc(limit=-8)
     result["wall_seconds"] = time.perf_counter() - t0
-    result["cpu_seconds"] = _cpu_seconds() - c0
-    result["peak_memory_mb"] = _peak_memory_mb()
+    result["cpu_seconds"] = cpu_seconds() - c0
+    result["peak_memory_mb"] = peak_memory_mb()
     result["finished_at"] = datetime.now(timezone.utc).isoformat()
     result["provenance"] = provenance()
     return result

@@ -1,7 +1,7 @@
 """Data files of real-data sources: what they are, where they live, whether they verify.
 
 A source that reads files declares them on its record as a :class:`Dataset`
-(``PluginRecord(..., data=Dataset(...))``): file names, sizes, SHA-256 checksums and the
+(``SourceRecord(..., data=Dataset(...))``): file names, sizes, SHA-256 checksums and the
 URLs they come from. rdbench then
 
 * lists them with their status (``rdbench data list``) and fetches them

@@ -20,7 +20,8 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from typing import Any
 
-from rdbench.cells import CellError, CellSpec, error_result, run_cell
+from rdbench.cells import error_result, run_cell
+from rdbench.spec import CellError, CellSpec
 
 EXECUTORS = ("process", "serial", "dask")
 

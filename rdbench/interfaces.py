@@ -50,7 +50,7 @@ class Source(ABC):
     :attr:`d_max`; finite sources also return a :class:`DiscreteModel`.
 
     Real-data sources declare the files they read on their record
-    (``PluginRecord.data``, an :class:`rdbench.data.Dataset`): ``--sources all`` then
+    (``SourceRecord.data``, an :class:`rdbench.data.Dataset`): ``--sources all`` then
     skips such a source while a file is missing or fails its checksum, saying why, and
     naming it explicitly is an error. The source itself opens its files through
     :meth:`rdbench.data.Dataset.locate` (which verifies them) and raises

@@ -16,7 +16,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from rdbench.spec import CELL_FORMAT
-from rdbench.store import ResultStore, atomic_write
+from rdbench.store import CEILING_MARGIN_BITS, ResultStore, atomic_write
 
 #: (column, arrow type, meaning) in the order they are written.
 SCHEMA: list[tuple[str, pa.DataType, str]] = [
@@ -35,7 +35,7 @@ SCHEMA: list[tuple[str, pa.DataType, str]] = [
     ("rate_true_bits", pa.float64(), "exact R at this distortion, bits per realization (null if unknown)"),
     ("rate_gap_bits", pa.float64(), "rate_bits - rate_true_bits (estimator error, codec gap)"),
     ("rate_ceiling_bits", pa.float64(), "largest rate the method can report from its samples (log2 n, log2 M)"),
-    ("near_ceiling", pa.bool_(), "rate within 1 bit of rate_ceiling_bits"),
+    ("near_ceiling", pa.bool_(), f"rate within {CEILING_MARGIN_BITS:g} bit of rate_ceiling_bits"),
     ("converged", pa.bool_(), "the method's own convergence verdict (null if it reports none)"),
     ("d_max", pa.float64(), "the source's D_max (null if unknown)"),
     ("coding", pa.string(), "codecs: one-shot | stream"),
@@ -64,7 +64,7 @@ SCHEMA: list[tuple[str, pa.DataType, str]] = [
     ("torch_version", pa.string(), "null when the cell did not use torch"),
     ("host", pa.string(), ""),
     ("finished_at", pa.string(), "UTC, ISO 8601"),
-    ("details", pa.string(), "JSON: method-specific numbers (slope, steps, certificate gap, ...)"),
+    ("details", pa.string(), "JSON: method-specific numbers, standard keys below"),
 ]
 COLUMNS = [name for name, _, _ in SCHEMA]
 #: A point whose distortion misses its target_distortion by more than this relative

@@ -5,7 +5,7 @@ canonical :class:`CellSpec`: the settings after the profile, the user's override
 record's plan-time resolution; a fingerprint of the code of rdbench and of each plugin's
 distribution (a hash over its installed source files); and the content hash of every file
 a setting names. If the numbers could change, the id changes; an old cell is never served
-for new code.
+for new code. A cell that fails for a reason the runner detects raises :class:`CellError`.
 """
 
 from __future__ import annotations
@@ -29,11 +29,15 @@ if TYPE_CHECKING:
 CELL_FORMAT = 3
 
 
+class CellError(RuntimeError):
+    """A cell failed for a reason the runner detected (timeout, invalid output, crash)."""
+
+
 @dataclass(frozen=True)
 class CellSpec:
     """Everything that determines a cell's numbers.
 
-    targets: one target, or every target of a curve method (``PluginRecord.curve``).
+    targets: one target, or every target of a curve method (``MethodRecord.curve``).
     n_test: codecs only: test realizations they are evaluated on (at most the split's size).
     rdbench_code, source_code, method_code: fingerprints of the code (:func:`code_fingerprint`).
     files: ``"source.KEY"`` / ``"method.KEY"`` -> SHA-256 of the file that setting names.

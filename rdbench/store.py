@@ -4,18 +4,26 @@
 the same folder, flushed to disk, then renamed), so a run killed at any moment, even with
 ``kill -9``, leaves only whole cells behind and loses none that finished. A cell's binary
 artifacts (trained models) go to ``OUT/artifacts/<cell_id>/`` first, the same way, so a
-stored cell's artifacts are always complete.
+stored cell's artifacts are always complete. What a stored cell holds: :data:`REQUIRED`, and
+one :func:`point_record` per point.
 """
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import tempfile
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from rdbench.interfaces import RDPoint, Source
+    from rdbench.targets import Target
 
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
@@ -46,6 +54,48 @@ class StoreWarning(UserWarning):
 #: What every stored cell result has (the keys of ``result`` and of ``result["spec"]``).
 REQUIRED = ("cell_id", "spec", "status", "points")
 REQUIRED_SPEC = ("source", "method", "method_kind", "seed")
+
+#: A point within this many bits of its ceiling is flagged ``near_ceiling``.
+CEILING_MARGIN_BITS = 1.0
+
+
+def point_record(point: RDPoint, source: Source, target: Target) -> dict[str, Any]:
+    """A validated point as stored in a cell's ``points`` (each key a leaderboard column,
+    ``details`` JSON-safe)."""
+    point.validate()
+    rate_true = source.rate_distortion(point.distortion) if source.has_exact_rd else None
+    ceiling = point.rate_ceiling_bits
+    converged = point.details.get("converged")
+    return {
+        "target": str(target),
+        "target_distortion": target.distortion,
+        "converged": None if converged is None else bool(converged),
+        "bound": point.bound,
+        "distortion": float(point.distortion),
+        "rate_bits": float(point.rate_bits),
+        "rate_lower_bits": None if point.rate_lower_bits is None else float(point.rate_lower_bits),
+        "rate_upper_bits": None if point.rate_upper_bits is None else float(point.rate_upper_bits),
+        "rate_ceiling_bits": None if ceiling is None else float(ceiling),
+        "near_ceiling": None if ceiling is None else bool(point.rate_bits >= ceiling - CEILING_MARGIN_BITS),
+        "rate_true_bits": None if rate_true is None else float(rate_true),
+        "details": jsonable(point.details),
+    }
+
+
+def jsonable(value: Any) -> Any:
+    """``value`` as plain JSON: keys as text, tuples as lists, numpy scalars as Python
+    numbers, non-finite floats and any other object as text."""
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return value
+    return repr(value)
 
 
 def _malformed(result: Any, cell_id: str) -> str | None:

@@ -17,8 +17,8 @@ from scipy import stats
 from scipy.special import zeta
 
 from rdbench import Bits
-from rdbench.cells import evaluate_codec
 from rdbench.cli import main
+from rdbench.evaluation import evaluate_codec
 from rdbench.registry import get_registry
 from rdbench.targets import Target
 from rdbench.units import to_nats

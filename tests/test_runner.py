@@ -16,11 +16,13 @@ import pytest
 from click.testing import CliRunner
 
 from rdbench import Source, SquaredError, leaderboard
-from rdbench.cells import CellSpec, evaluate_codec, run_cell
+from rdbench.cells import run_cell
 from rdbench.cli import main
+from rdbench.evaluation import evaluate_codec
 from rdbench.executors import DaskExecutor, ProcessExecutor, SerialExecutor
 from rdbench.registry import get_registry
 from rdbench.runner import execute, plan
+from rdbench.spec import CellSpec
 from rdbench.store import ResultStore
 from rdbench.targets import Target
 

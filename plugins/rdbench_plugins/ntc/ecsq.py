@@ -46,11 +46,6 @@ def ecsq_rate(distortion: float, variance: float = 1.0) -> float:
     return float(min(rate_at(best), refined.fun))
 
 
-def ecsq_gap(distortion: float, variance: float = 1.0) -> float:
-    """ECSQ rate minus R(D) = 1/2 log2(variance / D), bits per component."""
-    return ecsq_rate(distortion, variance) - 0.5 * math.log2(variance / distortion)
-
-
 def ecsq_hull(steps: int = 300) -> tuple[np.ndarray, np.ndarray]:
     """Lower convex hull of (MSE, entropy) points of uniform-threshold quantizers of N(0, 1).
 

@@ -71,10 +71,8 @@ class NerdChannel(Channel):
         back from the run's ``nerd`` cell with those settings when it is stored, else trained
         here along the curve (:func:`rdbench.cells.estimate`)."""
         from rdbench.cells import estimate
-        from rdbench.registry import get_registry
 
-        settings = get_registry().get("estimator", "nerd").record.settings(profile, overrides)
-        points = estimate("nerd", settings, source, targets, seed)
+        points = estimate("nerd", overrides, source, targets, seed, profile)
         return [cls._from_point(pts[0], target, source, profile) for pts, target in zip(points, targets)]
 
     @classmethod

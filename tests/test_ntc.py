@@ -87,8 +87,10 @@ def test_slope_target_and_straight_through_training():
     assert codec.details()["slope_bits"] == 4.0 and codec.details()["calibration"] == []
     x = src.sample(100, 3, "test")
     assert np.array_equal(codec.decode(codec.encode(x)), codec.reconstruct(x))
-    with pytest.raises(ValueError, match="quantization"):
-        NTC(quantization="soft")
+    record = get_registry().get("codec", "ntc").record
+    for bad in ({"quantization": "soft"}, {"steps": 2.5}, {"steps": True}, {"tail_mass": 0.5}):
+        with pytest.raises(ValueError, match=f"ntc.{next(iter(bad))}="):
+            record.check_settings(bad)
 
 
 def test_same_seed_same_numbers():
@@ -244,7 +246,7 @@ def test_later_targets_warm_start_from_the_previous_fit(monkeypatch):
             assert details["slope_initial_bits"] == pytest.approx(previous["slope_bits"] * ratio, rel=1e-12)
             assert details["slope_rule"].startswith(WARM_RULE)
     with pytest.raises(ValueError, match="warm_fraction"):
-        NTC(warm_fraction=0)
+        get_registry().get("codec", "ntc").record.check_settings({"warm_fraction": 0})
 
 
 def test_first_target_of_a_curve_is_fitted_as_fit_does():

@@ -164,7 +164,11 @@ def test_a_cell_reads_back_the_runs_stored_estimator_cell(toy_plugins, tmp_path)
         assert result["status"] == "ok", result.get("error")
         return result["points"][0]
 
-    for settings, cell_id, number in (({"offset": 10.0}, id_10, file_10), ({"offset": 0.0}, id_0, file_0)):
+    for settings, cell_id, number in (
+        ({"offset": 10.0}, id_10, file_10),
+        ({"offset": 0.0}, id_0, file_0),
+        ({}, id_0, file_0),  # the record's defaults: offset 0
+    ):
         point = read(settings)
         assert point["details"]["reused_cell"] == cell_id and point["rate_bits"] == number, settings
     fresh = read({"offset": 5.0})  # no stored cell has these settings: computed here

@@ -162,7 +162,7 @@ def test_water_filling_against_a_brute_force_solution():
     variances = np.array([4.0, 1.0, 0.25, 0.01])
     filling = WaterFilling(variances)
     for d in (0.05, 0.4, 1.5, 5.0):
-        theta = brentq(lambda t: np.minimum(t, variances).sum() - d, 1e-12, variances.max(), xtol=1e-15)
+        theta = brentq(lambda t, d=d: np.minimum(t, variances).sum() - d, 1e-12, variances.max(), xtol=1e-15)
         rate = 0.5 * np.log2(np.maximum(variances / theta, 1.0)).sum()
         assert filling.water_level(d) == pytest.approx(theta, rel=1e-9)
         assert filling.rate_bits(d) == pytest.approx(rate, rel=1e-9)

@@ -18,14 +18,11 @@ Needs the ``sklearn`` and ``torch`` extras.
 from __future__ import annotations
 
 import argparse
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pandas as pd
-from suite_times import per_method  # benchmarks/suite_times.py, beside this script
+from suite_times import per_method, run_suite  # benchmarks/suite_times.py, beside this script
 
 
 def main() -> None:
@@ -35,29 +32,7 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="output directory (default: a fresh temporary one)")
     args = parser.parse_args()
     out = Path(args.out or tempfile.mkdtemp(prefix="rdbench-digits-"))
-    command = [
-        sys.executable,
-        "-m",
-        "rdbench",
-        "run",
-        "--sources",
-        "digits",
-        "--estimators",
-        "all",
-        "--codecs",
-        "all",
-        "--profile",
-        args.profile,
-        "--workers",
-        str(args.workers),
-        "--out",
-        str(out),
-        "--no-progress",
-    ]
-    print("$", " ".join(command[2:]))
-    t0 = time.perf_counter()
-    finished = subprocess.run(command, check=False)
-    wall = time.perf_counter() - t0
+    code, wall = run_suite("digits", args.profile, args.workers, out)
     table = pd.read_parquet(out / "leaderboard.parquet")
     table["near_ceiling"] = table["near_ceiling"].fillna(False)
 
@@ -74,9 +49,7 @@ def main() -> None:
 
     print("\n== time per method (sums over its cells) ==")
     print(per_method(table).to_string(float_format=lambda v: f"{v:.1f}"))
-    print(
-        f"\nwhole run: {wall:.0f} s wall with {args.workers} workers ({wall / 60:.1f} min); exit code {finished.returncode}"
-    )
+    print(f"\nwhole run: {wall:.0f} s wall with {args.workers} workers ({wall / 60:.1f} min); exit code {code}")
     print(f"results: {out}")
 
 

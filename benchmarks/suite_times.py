@@ -40,6 +40,16 @@ def per_method(table: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values("wall_s", ascending=False)
 
 
+def run_suite(sources: str, profile: str, workers: int, out: Path) -> tuple[int, float]:
+    """``rdbench run --sources SOURCES --estimators all --codecs all`` into ``out``: (exit code, wall s)."""
+    command = [sys.executable, "-m", "rdbench", "run", "--sources", sources, "--estimators", "all"]
+    command += ["--codecs", "all", "--profile", profile, "--workers", str(workers), "--out", str(out), "--no-progress"]
+    print("$", " ".join(command[2:]))
+    t0 = time.perf_counter()
+    code = subprocess.run(command, check=False).returncode
+    return code, time.perf_counter() - t0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sources", default="all")
@@ -53,29 +63,7 @@ def main() -> None:
         out = Path(args.table)
     else:
         out = Path(args.out or tempfile.mkdtemp(prefix="rdbench-suite-"))
-        command = [
-            sys.executable,
-            "-m",
-            "rdbench",
-            "run",
-            "--sources",
-            args.sources,
-            "--estimators",
-            "all",
-            "--codecs",
-            "all",
-            "--profile",
-            args.profile,
-            "--workers",
-            str(args.workers),
-            "--out",
-            str(out),
-            "--no-progress",
-        ]
-        print("$", " ".join(command[2:]))
-        t0 = time.perf_counter()
-        code = subprocess.run(command, check=False).returncode
-        wall = time.perf_counter() - t0
+        code, wall = run_suite(args.sources, args.profile, args.workers, out)
     table = pd.read_parquet(out / "leaderboard.parquet")
     pd.set_option("display.width", 200)
     times = per_method(table)

@@ -9,16 +9,20 @@ components and its log u is an MLP on them
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 
-from rdbench.interfaces import Source, Split
+from rdbench.interfaces import RDPoint, Source, Split
+from rdbench.slopes import Slope, steepest_first
 from rdbench_plugins._optimization import Clock, require_finite
+
+#: What a fit along a curve hands the next one (a trained network, its slope, its lambda).
+State = TypeVar("State")
 
 
 def samples(
@@ -38,6 +42,18 @@ def timed(details: dict[str, Any], phase: str) -> Iterator[None]:
     clock = Clock()
     yield
     details[f"{phase}_seconds"], details[f"{phase}_cpu_seconds"] = clock.seconds()
+
+
+def along_curve(
+    slopes: Sequence[Slope], fit: Callable[[int, State | None], tuple[RDPoint, State]]
+) -> list[list[RDPoint]]:
+    """One point per target, in the order of ``slopes``: ``fit(i, previous)`` for each target
+    from the steepest slope down, ``previous`` the state the last fit returned (None first)."""
+    points: dict[int, RDPoint] = {}
+    previous: State | None = None
+    for i in steepest_first(slopes):
+        points[i], previous = fit(i, previous)
+    return [[points[i]] for i in range(len(slopes))]
 
 
 @dataclass(frozen=True)

@@ -74,13 +74,13 @@ import torch
 
 from rdbench.distortion import SquaredError
 from rdbench.interfaces import Estimator, RDPoint, Source
-from rdbench.slopes import HIGH_RATE, Slope, steepest_first, tangent_distortion, target_slope
+from rdbench.slopes import HIGH_RATE, Slope, tangent_distortion, target_slope
 from rdbench.targets import Target
 from rdbench.units import to_bits
 from rdbench_plugins._lagrange import warm_lambda
 from rdbench_plugins._networks import LinearPlusMLP, seeded
 from rdbench_plugins._optimization import optimize, require_finite
-from rdbench_plugins.sandwich.common import MeanSE, samples, timed
+from rdbench_plugins.sandwich.common import MeanSE, along_curve, samples, timed
 from rdbench_plugins.sandwich.mode_search import global_mode, mean_shift
 
 #: A point is flagged near the ceiling when its intercept interval reaches above this fraction of log2 k.
@@ -210,12 +210,12 @@ class SandwichLower(Estimator):
         test_x = samples(source, batches * self.k, seed, "test", self.device, torch.float64).reshape(
             batches, self.k, dims
         )
-        points: dict[int, RDPoint] = {}
-        previous: tuple[torch.nn.Module, Slope, float] | None = None
-        for i in steepest_first(slopes):
+
+        def fit(i: int, previous: tuple[torch.nn.Module, Slope, float] | None):
             point, log_u, lam = self._fit(source, resolved[i], slopes[i], seed, train_x, test_x, previous)
-            points[i], previous = point, (log_u, slopes[i], lam)
-        return [[points[i]] for i in range(len(resolved))]
+            return point, (log_u, slopes[i], lam)
+
+        return along_curve(slopes, fit)
 
     def _fit(
         self,

@@ -40,14 +40,14 @@ from torch import nn
 
 from rdbench.distortion import TorchForm
 from rdbench.interfaces import Estimator, RDPoint, Source
-from rdbench.slopes import EXACT, TARGET, Slope, steepest_first, target_slope
+from rdbench.slopes import EXACT, TARGET, Slope, target_slope
 from rdbench.targets import Target
 from rdbench.units import to_bits
 from rdbench_plugins._conv import ConvDown, ConvUp, latent_size
 from rdbench_plugins._lagrange import WARM_RULE, recalibrated, warm_lambda
 from rdbench_plugins._networks import LinearPlusMLP, seeded
 from rdbench_plugins._optimization import calibration_checkpoints, optimize
-from rdbench_plugins.sandwich.common import MeanSE, samples, timed
+from rdbench_plugins.sandwich.common import MeanSE, along_curve, samples, timed
 
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 #: Realizations per evaluation batch.
@@ -169,12 +169,12 @@ class SandwichUpper(Estimator):
         train_x, val_x = data[: self.n_train], data[self.n_train :]
         test_x = samples(source, self.n_test, seed, "test", self.device, torch.float32, flatten=False)
         slopes = [target_slope(source, t, val_x.cpu().numpy()) for t in resolved]
-        points: dict[int, RDPoint] = {}
-        previous: tuple[BetaVAE, Slope, float] | None = None
-        for i in steepest_first(slopes):
+
+        def fit(i: int, previous: tuple[BetaVAE, Slope, float] | None):
             point, model, lam = self._fit(source, resolved[i], slopes[i], seed, train_x, val_x, test_x, previous)
-            points[i], previous = point, (model, slopes[i], lam)
-        return [[points[i]] for i in range(len(resolved))]
+            return point, (model, slopes[i], lam)
+
+        return along_curve(slopes, fit)
 
     def _fit(
         self,

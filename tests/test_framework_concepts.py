@@ -78,10 +78,20 @@ def test_a_bad_set_value_fails_at_plan_time_in_one_line(tmp_path):
 
     from rdbench.cli import main
 
-    args = ["run", "--sources", "gaussian", "--estimators", "nerd", "--codecs", "none", "--out", str(tmp_path)]
-    result = CliRunner().invoke(main, [*args, "--set", "nerd.lr=-1"])
+    args = [
+        "run",
+        "--sources",
+        "gaussian",
+        "--estimators",
+        "blahut-arimoto",
+        "--codecs",
+        "none",
+        "--out",
+        str(tmp_path),
+    ]
+    result = CliRunner().invoke(main, [*args, "--set", "blahut-arimoto.tol_bits=-1"])
     assert result.exit_code != 0 and "Traceback" not in result.output
-    assert "nerd.lr=-1: must be a finite number > 0" in result.output
+    assert "blahut-arimoto.tol_bits=-1: must be a finite number >= 0" in result.output
     assert not (tmp_path / "cells").exists() or not list((tmp_path / "cells").iterdir())
 
 

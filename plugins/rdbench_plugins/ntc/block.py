@@ -90,9 +90,7 @@ class BlockNTC(Codec):
     coding = "stream"
 
     def __init__(self, block_size: int = 4, **settings: Any) -> None:
-        if int(block_size) < 1:
-            raise ValueError(f"block_size must be >= 1, got {block_size!r}")
-        self.block_size = int(block_size)
+        self.block_size = block_size
         self.ntc = NTC(**settings)
         self.blocks: BlockSource | None = None
         self.stats: dict[str, Any] = {}

@@ -19,10 +19,13 @@ from collections.abc import Callable
 import bjontegaard
 import numpy as np
 import pandas as pd
+import scipy.stats
 
 #: Bits by which a bound may miss before it counts as violated.
 VIOLATION_TOL_BITS = 1e-9
 TABLES = ("estimates", "upper bounds", "lower bounds", "codecs")
+#: Confidence of the intervals over seeds.
+CONFIDENCE = 0.95
 
 
 def tables(frame: pd.DataFrame) -> dict[str, dict[str, pd.DataFrame]]:
@@ -140,38 +143,52 @@ def _source_tables(rows: pd.DataFrame) -> dict[str, pd.DataFrame]:
     return out
 
 
-def _summary(rows: pd.DataFrame, key: str | None = None, **extra: tuple[str, str]) -> pd.DataFrame:
+def _summary(rows: pd.DataFrame, key: str = "mean_rate_bits", **extra: tuple[str, str]) -> pd.DataFrame:
     """Per variant (in order of first appearance): points, mean rate (bits), mean distortion,
-    the ``extra`` aggregates (name=(column, how)), flagged and near-ceiling counts, wall seconds
-    summed over distinct cells, and ``key_sd`` (seed-to-seed sd of the per-seed mean of ``key``)
-    when some variant has more than one seed."""
+    the ``extra`` aggregates (name=(column, how)), flagged and near-ceiling counts, and wall
+    seconds summed over distinct cells. When some variant has several seeds: ``seeds`` and
+    ``<key>_ci95``, the half-width of the 95 % Student-t confidence interval of the mean over
+    seeds of the per-seed aggregate of ``key`` (one of the columns above)."""
+    specs = {"mean_rate_bits": ("rate_bits", "mean"), "mean_distortion": ("distortion", "mean"), **extra}
     g = rows.groupby("variant", sort=False)
-    out = pd.DataFrame(
-        {"points": g.size(), "mean_rate_bits": g["rate_bits"].mean(), "mean_distortion": g["distortion"].mean()}
-    )
-    for name, (column, how) in extra.items():
+    out = pd.DataFrame({"points": g.size()})
+    for name, (column, how) in specs.items():
         out[name] = g[column].agg(how)
     out["flagged"] = g["status"].agg(lambda s: int((s != "ok").sum()))
     out["near_ceiling"] = g["near_ceiling"].agg(lambda s: int(s.eq(True).sum()))
     cells = rows.drop_duplicates(["variant", "cell_id"])
     out["wall_seconds"] = cells.groupby("variant", sort=False)["wall_seconds"].sum(min_count=1)
-    if key is not None:
-        per_seed = rows.dropna(subset=[key]).groupby(["variant", "seed"], sort=False)[key].mean()
+    column, how = specs[key]
+    per_seed = rows.dropna(subset=[column]).groupby(["variant", "seed"], sort=False)[column].agg(how)
+    seeds = per_seed.groupby(level="variant", sort=False).size()
+    if (seeds > 1).any():
         sd = per_seed.groupby(level="variant", sort=False).std(ddof=1)
-        if sd.notna().any():
-            out["key_sd"] = sd
-    return out.rename_axis("method").reset_index()
+        factor = scipy.stats.t.ppf(1 - (1 - CONFIDENCE) / 2, seeds.where(seeds > 1) - 1) / np.sqrt(seeds)
+        out["seeds"] = seeds.reindex(out.index).fillna(0).astype(int)
+        out[f"{key}_ci95"] = (factor * sd).reindex(out.index)
+    out = out.rename_axis("method").reset_index()
+    out.attrs["notes"] = (
+        [
+            f"{key}_ci95: half-width of the {CONFIDENCE:.0%} Student-t confidence interval of the mean over "
+            "seeds (per-seed values); variants whose intervals overlap share a rank"
+        ]
+        if (seeds > 1).any()
+        else []
+    )
+    return out
 
 
 def _ranked(table: pd.DataFrame, key: str, ascending: bool = True) -> pd.DataFrame:
-    """Sorted by ``key`` with a ``rank`` column: a variant whose key +- key_sd overlaps the
-    previous one's shares its rank; ``-`` where the key is null (sorted last)."""
+    """Sorted by ``key`` with a ``rank`` column: a variant whose interval ``key +- key_ci95``
+    overlaps the previous one's shares its rank; ``-`` where the key is null (sorted last)."""
+    notes = table.attrs.get("notes", [])
     order = table[key] if ascending else -table[key]
     table = table.assign(_order=order).sort_values(["_order", "method"], na_position="last").drop(columns="_order")
-    sd = table["key_sd"].fillna(0.0) if "key_sd" in table else pd.Series(0.0, index=table.index)
+    half = f"{key}_ci95"
+    spread_of = table[half].fillna(0.0) if half in table else pd.Series(0.0, index=table.index)
     ranks: list[object] = []
     previous = None
-    for position, (value, spread) in enumerate(zip(table[key], sd), 1):
+    for position, (value, spread) in enumerate(zip(table[key], spread_of), 1):
         if pd.isna(value):
             ranks.append("-")
             continue
@@ -179,13 +196,16 @@ def _ranked(table: pd.DataFrame, key: str, ascending: bool = True) -> pd.DataFra
         ranks.append(previous[2] if tied else position)
         previous = (value, spread, ranks[-1])
     table.insert(0, "rank", ranks)
-    return table.reset_index(drop=True)
+    table = table.reset_index(drop=True)
+    table.attrs["notes"] = notes
+    return table
 
 
 def _unranked(table: pd.DataFrame, note: str) -> pd.DataFrame:
+    notes = table.attrs.get("notes", [])
     table = table.sort_values("method").reset_index(drop=True)
     table.insert(0, "rank", "-")
-    table.attrs["notes"] = [note]
+    table.attrs["notes"] = [note, *notes]
     return table
 
 
@@ -195,7 +215,7 @@ def _estimates(rows: pd.DataFrame, exact: bool) -> pd.DataFrame:
         return _unranked(_summary(rows), "no exact R(D): estimates are not ranked")
     rows = rows.assign(abs_error=(rows["rate_bits"] - rows["rate_true_bits"]).abs())
     table = _summary(
-        rows, "abs_error", mean_abs_error_bits=("abs_error", "mean"), max_abs_error_bits=("abs_error", "max")
+        rows, "mean_abs_error_bits", mean_abs_error_bits=("abs_error", "mean"), max_abs_error_bits=("abs_error", "max")
     )
     return _ranked(table, "mean_abs_error_bits")
 
@@ -213,9 +233,10 @@ def _bounds(rows: pd.DataFrame, others: pd.DataFrame, bound: str, exact: bool) -
             end=end, slack=sign * (rows["rate_bits"] - truth), violated=sign * (end - truth) < -VIOLATION_TOL_BITS
         )
         table = _ranked(
-            _summary(rows, "slack", tightness_bits=("slack", "mean"), violations=("violated", "sum")), "tightness_bits"
+            _summary(rows, "tightness_bits", tightness_bits=("slack", "mean"), violations=("violated", "sum")),
+            "tightness_bits",
         )
-        table.attrs["notes"] = [
+        table.attrs["notes"] += [
             f"violation: {r.variant} at {r.target} seed {r.seed}: certified {bound} end "
             f"{r.end:.4g} bits, exact R(D) {r.rate_true_bits:.4g} bits"
             for r in rows[rows["violated"]].itertuples()
@@ -226,13 +247,15 @@ def _bounds(rows: pd.DataFrame, others: pd.DataFrame, bound: str, exact: bool) -
     rows = rows.assign(
         shared_rate=rows["rate_bits"].where(rows["target"].isin(shared)), violated=rows.index.isin(crossed)
     )
-    table = _summary(rows, "shared_rate", mean_shared_rate_bits=("shared_rate", "mean"), violations=("violated", "sum"))
+    table = _summary(
+        rows, "mean_shared_rate_bits", mean_shared_rate_bits=("shared_rate", "mean"), violations=("violated", "sum")
+    )
     if not shared:
         table = _unranked(table, "no exact R(D) and no distortion target shared by all variants: not ranked")
     else:
         table = _ranked(table, "mean_shared_rate_bits", ascending=bound == "upper")
         direction = "lowest" if bound == "upper" else "highest"
-        table.attrs["notes"] = [
+        table.attrs["notes"] += [
             f"no exact R(D): ranked by mean rate ({direction} first) over the distortion "
             f"target(s) every variant has: {', '.join(shared)}"
         ]
@@ -327,7 +350,7 @@ def _codecs(rows: pd.DataFrame, source_rows: pd.DataFrame) -> pd.DataFrame:
     else:
         ref_rate = pd.Series(_interpolator(ref[1])(rows["distortion"].to_numpy(float)), index=rows.index)
     rows = rows.assign(ref_rate=ref_rate, gap=rows["rate_bits"] - ref_rate)
-    table = _summary(rows, "gap", mean_gap_bits=("gap", "mean"))
+    table = _summary(rows, "mean_gap_bits", mean_gap_bits=("gap", "mean"))
     bd = {}
     if ref is not None:
         for variant, part in rows.groupby("variant", sort=False):
@@ -344,7 +367,7 @@ def _codecs(rows: pd.DataFrame, source_rows: pd.DataFrame) -> pd.DataFrame:
         return _unranked(table, "no exact R(D) and no estimator curve: codecs are not ranked")
     table = _ranked(table, "mean_gap_bits")
     table.attrs["reference"] = ref[0]
-    notes = ["gap: rate_bits - R_ref at the point's own distortion"]
+    notes = [*table.attrs["notes"], "gap: rate_bits - R_ref at the point's own distortion"]
     if ref[1] is not None:
         span = f"{ref[1]['distortion'].min():.4g} to {ref[1]['distortion'].max():.4g}"
         notes.append(

@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.stats
 
 from rdbench import leaderboard
 from rdbench.rankings import bd_rate, format_rankings, reference_curve, tables
@@ -236,14 +237,27 @@ def test_estimates_without_exact_rd_are_not_ranked():
     assert "no exact R(D): estimates are not ranked" in format_rankings(frame(*rows))
 
 
-def test_seeds_give_key_sd_and_overlapping_variants_share_a_rank():
-    rows = [point("a", 1.0 + e, 0.25, target="R=1", seed=s) for s, e in ((0, 0.1), (1, 0.3))]
-    rows += [point("b", 1.0 + e, 0.25, target="R=1", seed=s) for s, e in ((0, 0.25), (1, 0.35))]
+def test_seeds_give_t_intervals_and_overlapping_variants_share_a_rank():
+    """Three seeds each: a's per-seed errors (0.1, 0.3, 0.2), b's (0.25, 0.35, 0.3), c one
+    seed of error 1.0; 95 % Student-t half-widths t(0.975, 2) sd / sqrt(3): a and b overlap."""
+    rows = [point("a", 1.0 + e, 0.25, target="R=1", seed=s) for s, e in enumerate((0.1, 0.3, 0.2))]
+    rows += [point("b", 1.0 + e, 0.25, target="R=1", seed=s) for s, e in enumerate((0.25, 0.35, 0.3))]
     rows += [point("c", 2.0, 0.25, target="R=1")]
-    table = by_method(tables(frame(*rows))["gauss"]["estimates"])
-    assert table.loc["a", "key_sd"] == pytest.approx(np.std([0.1, 0.3], ddof=1))
-    assert np.isnan(table.loc["c", "key_sd"])
+    result = tables(frame(*rows))["gauss"]["estimates"]
+    table = by_method(result)
+    t = scipy.stats.t.ppf(0.975, 2)
+    assert table.loc["a", "mean_abs_error_bits_ci95"] == pytest.approx(t * np.std([0.1, 0.3, 0.2], ddof=1) / np.sqrt(3))
+    assert table.loc["b", "seeds"] == 3 and table.loc["c", "seeds"] == 1
+    assert np.isnan(table.loc["c", "mean_abs_error_bits_ci95"])
     assert list(table["rank"]) == [1, 1, 3]
+    assert any("95% Student-t confidence interval" in note for note in result.attrs["notes"])
+    assert "mean_abs_error_bits_ci95" in format_rankings(frame(*rows))
+
+
+def test_separated_intervals_are_not_tied():
+    rows = [point("a", 1.0 + e, 0.25, target="R=1", seed=s) for s, e in enumerate((0.10, 0.11, 0.12))]
+    rows += [point("b", 1.0 + e, 0.25, target="R=1", seed=s) for s, e in enumerate((0.30, 0.31, 0.32))]
+    assert list(tables(frame(*rows))["gauss"]["estimates"]["rank"]) == [1, 2]
 
 
 def test_wall_seconds_sum_over_distinct_cells():

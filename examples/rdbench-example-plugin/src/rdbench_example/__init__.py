@@ -1,0 +1,1 @@
+"""An example third-party rdbench plugin (see the package README)."""

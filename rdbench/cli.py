@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import subprocess
 import sys
 import tempfile
 import warnings
@@ -358,14 +359,26 @@ def leaderboard(out: Path) -> None:
     is_flag=True,
     help="Only say whether the stored results are current for the checked-out code (exit 1 if not).",
 )
+@click.option(
+    "--html",
+    is_flag=True,
+    help="Also write OUT/report/index.html: one self-contained page of the plots, rankings and cell provenance.",
+)
+@click.option(
+    "--screenshot",
+    is_flag=True,
+    help="With --html: also render OUT/report/screenshot.png of the page with headless Chromium.",
+)
 @click.pass_context
-def report(ctx: click.Context, out: Path, all_cells: bool, check: bool) -> None:
+def report(ctx: click.Context, out: Path, all_cells: bool, check: bool, html: bool, screenshot: bool) -> None:
     """Rebuild OUT/leaderboard.parquet, OUT/summary.md and OUT/plots/ from the stored cells
-    of the folder's last plan."""
+    of the folder's last plan (and OUT/report/index.html with --html)."""
     from rdbench.runner import PlanError
     from rdbench.runner import check as check_current
     from rdbench.runner import report as build_report
 
+    if screenshot and not html:
+        raise click.UsageError("--screenshot needs --html")
     if check:
         try:
             current, message = check_current(_registry(ctx), out)
@@ -375,7 +388,20 @@ def report(ctx: click.Context, out: Path, all_cells: bool, check: bool) -> None:
         ctx.exit(0 if current else 1)
     with _locked(out, "rdbench report"):
         path, figures = build_report(out, all_cells=all_cells)
+        page = None
+        if html:
+            from rdbench import html_report
+
+            page = html_report.write(out)
     click.echo(f"leaderboard: {path}\nplots: {', '.join(str(f) for f in figures)}")
+    if page is not None:
+        click.echo(f"html: {page}")
+    if screenshot:
+        try:
+            shot = html_report.screenshot(page, page.parent / "screenshot.png")
+        except (OSError, RuntimeError, subprocess.TimeoutExpired) as exc:
+            raise click.ClickException(f"cannot render {page}: {exc}") from None
+        click.echo(f"screenshot: {shot}")
 
 
 @main.group()

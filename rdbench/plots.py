@@ -1,16 +1,19 @@
-"""R-D plots: one figure per source, ``OUT/plots/<source>.png``.
+"""R-D plots: one figure per source, ``OUT/plots/<source>.png`` (and inline SVG for the HTML report).
 
 Each figure shows the exact R(D) where the source knows it, every estimator's curve (an
 interval as a shaded band; upper bounds dashed, lower bounds dotted, and the region between
 the tightest upper and lower bound shaded), codec points, and, when there are codecs, the
-one-shot guarantee R + log2(R + 1) + 5 of reverse channel coding.
+one-shot guarantee R + log2(R + 1) + 5 of reverse channel coding, drawn from the codec
+rankings' reference curve alone (:func:`rdbench.rankings.reference_curve`).
 """
 
 from __future__ import annotations
 
+import io
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -55,7 +58,40 @@ def _band(ax, curves: list[pd.DataFrame], pick, color: str, label: str) -> None:
     ax.fill_between(grid, lower, upper, color=color, alpha=0.12, label=label, linewidth=0)
 
 
-def plot_source(rows: pd.DataFrame, path: Path) -> Path:
+def _guarantee_reference(
+    rows: pd.DataFrame, exact: tuple[np.ndarray, np.ndarray] | None
+) -> tuple[str, np.ndarray, np.ndarray] | None:
+    """(name, D, R) of the one curve the codec rankings use as reference, or None.
+
+    The exact R(D) (the analytic curve where the source's plugin is available, else the
+    points' own exact rates), else the single estimator variant
+    :func:`rdbench.rankings.reference_curve` picks, drawn over its own distortion range."""
+    from rdbench.rankings import reference_curve
+
+    ref = reference_curve(rows)
+    if ref is None:
+        return None
+    name, curve = ref
+    if name == "exact R(D)" and exact is not None:
+        return name, *exact
+    usable = rows[(rows["status"] != "error") & (rows["distortion"] > 0)]
+    if name != "exact R(D)":
+        usable = usable[usable["method_kind"] != "codec"]
+    if not len(usable):
+        return None
+    known = usable["distortion"].to_numpy(float)
+    # the reference is linear in log(D) between per-target means: a dense log grid plus the
+    # points' own distortions draws it without extrapolating
+    grid = np.union1d(np.geomspace(known.min(), known.max(), 400), known)
+    rates = curve(grid)
+    keep = np.isfinite(rates)
+    if not keep.any():
+        return None
+    return name, grid[keep], rates[keep]
+
+
+def _figure(rows: pd.DataFrame) -> Any:
+    """The R-D figure of one source (a matplotlib Figure; the caller saves and closes it)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -118,15 +154,17 @@ def plot_source(rows: pd.DataFrame, path: Path) -> Path:
         )
 
     if (ok["method_kind"] == "codec").any():
-        if exact is not None:
-            d, r = exact
-        else:
-            est = ok[(ok["method_kind"] == "estimator") & ok["bound"].isin(["estimate", "upper"])].sort_values(
-                "distortion"
+        reference = _guarantee_reference(rows, exact)
+        if reference is not None:
+            name, d, r = reference
+            ax.plot(
+                d,
+                r + np.log2(r + 1) + 5,
+                color="tab:red",
+                lw=1,
+                ls="-.",
+                label=f"one-shot guarantee R+log2(R+1)+5\nof {name}",
             )
-            d, r = est["distortion"].to_numpy(), est["rate_bits"].to_numpy()
-        if len(d):
-            ax.plot(d, r + np.log2(r + 1) + 5, color="tab:red", lw=1, ls="-.", label="one-shot guarantee R+log2(R+1)+5")
 
     measure = rows["distortion_measure"].dropna()
     unit = MEASURE_LABEL.get(measure.iloc[0], measure.iloc[0]) if len(measure) else "distortion"
@@ -140,10 +178,41 @@ def plot_source(rows: pd.DataFrame, path: Path) -> Path:
     if ax.get_legend_handles_labels()[0]:
         ax.legend(fontsize=8, loc="upper right" if not failed else "center right")
     fig.tight_layout()
+    return fig
+
+
+def plot_source(rows: pd.DataFrame, path: Path) -> Path:
+    """Save the R-D figure of one source's rows as a PNG at ``path``."""
+    import matplotlib.pyplot as plt
+
+    fig = _figure(rows)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=120)
     plt.close(fig)
     return path
+
+
+_SVG_ID = re.compile(r'(\bid="|url\(#|href="#)([^")]+)')
+
+
+def svg_source(rows: pd.DataFrame, id_prefix: str = "") -> str:
+    """The R-D figure of one source's rows as an ``<svg>`` element to inline in HTML: text as
+    text (system fonts, no embedded or external ones), no XML prolog or metadata, the same
+    output for the same rows, every id (and reference to it) prefixed by ``id_prefix`` so that
+    several figures can share a page."""
+    import matplotlib
+    import matplotlib.pyplot as plt
+
+    with matplotlib.rc_context():
+        fig = _figure(rows)
+        matplotlib.rcParams.update({"svg.fonttype": "none", "svg.hashsalt": "rdbench"})
+        buffer = io.StringIO()
+        fig.savefig(buffer, format="svg", metadata={"Date": None})
+        plt.close(fig)
+    text = buffer.getvalue()
+    text = text[text.index("<svg") :]
+    text = re.sub(r"\s*<metadata>.*?</metadata>", "", text, flags=re.S)
+    return _SVG_ID.sub(lambda m: m.group(1) + id_prefix + m.group(2), text).strip()
 
 
 def plot_all(frame: pd.DataFrame, folder: str | Path) -> list[Path]:

@@ -90,6 +90,15 @@ def _guarantee_reference(
     return name, grid[keep], rates[keep]
 
 
+def _per_target(points: pd.DataFrame) -> pd.DataFrame:
+    """One row per target, sorted by distortion: the means over seeds of distortion, rate and
+    interval ends, the seeds' smallest and largest rate, and how many seeds there were."""
+    g = points.groupby("target", sort=False)
+    out = g[["distortion", "rate_bits", "rate_lower_bits", "rate_upper_bits"]].mean()
+    out["rate_min"], out["rate_max"], out["seeds"] = g["rate_bits"].min(), g["rate_bits"].max(), g["seed"].nunique()
+    return out.sort_values("distortion").reset_index()
+
+
 def _figure(rows: pd.DataFrame) -> Any:
     """The R-D figure of one source (a matplotlib Figure; the caller saves and closes it)."""
     import matplotlib
@@ -111,13 +120,12 @@ def _figure(rows: pd.DataFrame) -> Any:
     methods = sorted(ok["method"].unique())
     palette = dict(zip(methods, sns.color_palette("tab10", n_colors=max(len(methods), 1))))
     uppers, lowers = [], []
-    for (method, kind, bound), group in ok.groupby(["method", "method_kind", "bound"], sort=True):
-        group = group.sort_values("distortion")
+    for (method, kind, bound), points in ok.groupby(["method", "method_kind", "bound"], sort=True):
         color = palette[method]
         if kind == "codec":
             ax.scatter(
-                group["distortion"],
-                group["rate_bits"],
+                points["distortion"],
+                points["rate_bits"],
                 color=color,
                 marker="s",
                 s=40,
@@ -125,6 +133,7 @@ def _figure(rows: pd.DataFrame) -> Any:
                 zorder=3,
             )
             continue
+        group = _per_target(points)
         ax.plot(
             group["distortion"],
             group["rate_bits"],
@@ -132,8 +141,19 @@ def _figure(rows: pd.DataFrame) -> Any:
             marker="o",
             ms=4,
             color=color,
-            label=f"{method} ({bound})",
+            label=f"{method} ({bound})" + (" mean, seed range" if (group["seeds"] > 1).any() else ""),
         )
+        spread = group[group["seeds"] > 1]
+        if len(spread):
+            ax.errorbar(
+                spread["distortion"],
+                spread["rate_bits"],
+                yerr=[spread["rate_bits"] - spread["rate_min"], spread["rate_max"] - spread["rate_bits"]],
+                fmt="none",
+                ecolor=color,
+                capsize=3,
+                lw=1,
+            )
         have = group["rate_lower_bits"].notna() & group["rate_upper_bits"].notna()
         if have.any():
             g = group[have]
@@ -172,11 +192,12 @@ def _figure(rows: pd.DataFrame) -> Any:
     ax.set_ylabel("rate (bits per realization)")
     ax.set_title(source)
     ax.set_ylim(bottom=0)
-    failed = int((rows["status"] != "ok").sum())
-    if failed:
-        ax.text(0.99, 0.99, f"{failed} failed cell(s)", transform=ax.transAxes, ha="right", va="top", color="tab:red")
+    failed, flagged = int((rows["status"] == "error").sum()), int((~rows["status"].isin(["ok", "error"])).sum())
+    if failed or flagged:
+        text = ", ".join(f"{n} {what}" for n, what in ((failed, "failed"), (flagged, "flagged (not drawn)")) if n)
+        ax.text(0.99, 0.99, text, transform=ax.transAxes, ha="right", va="top", color="tab:red")
     if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=8, loc="upper right" if not failed else "center right")
+        ax.legend(fontsize=8, loc="upper right" if not (failed or flagged) else "center right")
     fig.tight_layout()
     return fig
 

@@ -189,3 +189,30 @@ def test_screenshot_option_and_browser_command(tmp_path):
     assert html_report.browser_command(tmp_path / "p.html", "chromium", screenshot=tmp_path / "s.png")[-1] == (
         (tmp_path / "p.html").absolute().as_uri()
     )
+
+
+def test_plots_draw_one_mean_per_target_with_the_seed_range():
+    """Three seeds of one estimator at two targets: the line goes through the two per-target
+    means (not through six points in distortion order), with error bars from the seeds'
+    smallest to largest rate."""
+    import matplotlib.pyplot as plt
+
+    points = []
+    for seed, shift in enumerate((0.0, 0.3, -0.3)):
+        for d, rate in ((0.2, 3.0), (0.5, 1.0)):
+            point = dict(method="est", method_kind="estimator", bound="estimate", target=f"D={d}", seed=seed)
+            points.append({**point, "distortion": d + 0.01 * seed, "rate_bits": rate + shift, "target_distortion": d})
+    frame = _frame(points)
+    frame["cell_id"] = [f"cell-{p['seed']}-{p['target']}" for p in points]
+    fig = plots._figure(frame)
+    try:
+        (ax,) = fig.axes
+        (line,) = [line for line in ax.lines if line.get_label().startswith("est")]
+        assert list(line.get_ydata()) == pytest.approx([3.0, 1.0])
+        assert list(line.get_xdata()) == pytest.approx([0.21, 0.51])
+        assert "seed range" in line.get_label()
+        (bars,) = [c for c in ax.collections if c.__class__.__name__ == "LineCollection"]
+        spans = sorted((float(seg[:, 1].min()), float(seg[:, 1].max())) for seg in bars.get_segments())
+        assert spans == [pytest.approx((0.7, 1.3)), pytest.approx((2.7, 3.3))]
+    finally:
+        plt.close(fig)

@@ -21,7 +21,8 @@ from rdbench.hookspecs import hookimpl
 from rdbench.interfaces import Bits, Codec, Estimator, GaussianLaw, RDPoint, Source
 from rdbench.records import CodecRecord, EstimatorRecord, SourceRecord
 
-#: The modules plugin authors may import; the built-in plugins import nothing else.
+#: The modules plugin authors may import (``rdbench.testing`` in their tests); the built-in
+#: plugins import nothing else.
 PUBLIC_MODULES: tuple[str, ...] = (
     "rdbench",
     "rdbench.interfaces",
@@ -36,6 +37,7 @@ PUBLIC_MODULES: tuple[str, ...] = (
     "rdbench.data",
     "rdbench.cells",
     "rdbench.evaluation",
+    "rdbench.testing",
 )
 
 __all__ = [

@@ -333,7 +333,9 @@ def decode_symbols(
         raise ValueError(f"corrupted message: {exc}") from exc
     if check != _CHECK_VALUE:
         raise ValueError("corrupted or truncated message: the end check does not match")
-    if not decoder.maybe_exhausted():
+    if not decoder.maybe_exhausted() or encode_symbols(out, models, model_index) != data:
+        # the range coder may report itself exhausted with a word left over, so the message
+        # must also be exactly the encoding of what it decodes to
         raise ValueError("corrupted message: data left over after the last symbol")
     return out
 

@@ -3,6 +3,7 @@ bitstream's rate and the decoded distortion (public, for benchmarks and plugin a
 
 from __future__ import annotations
 
+import copy
 import time
 from collections.abc import Sequence
 
@@ -49,7 +50,8 @@ def evaluate_codec_curve(
 
 
 def _measure_codec(codec: Codec, source: Source, seed: int, n_test: int) -> RDPoint:
-    """Encode the test split with a fitted codec, decode, and measure.
+    """Encode the test split with a fitted codec, decode with a deep copy of it taken before
+    encoding (a separate instance), and measure.
 
     n_test realizations are coded, at most the test split's size (each once; see
     :meth:`Source.split_size`) and the codec's :attr:`Codec.max_test`. Rate is the real
@@ -58,15 +60,16 @@ def _measure_codec(codec: Codec, source: Source, seed: int, n_test: int) -> RDPo
     """
     n_test = min(n for n in (n_test, source.split_size("test"), codec.max_test) if n is not None)
     x = source.sample(n_test, seed, "test")
+    decoder = copy.deepcopy(codec)  # a separate instance, taken right after fit: it never sees the encoder's state
     t0 = time.perf_counter()
     if codec.coding == "one-shot":
         messages = [codec.encode(xi) for xi in x]
         t1 = time.perf_counter()
-        x_hat = np.stack([np.asarray(codec.decode(m)) for m in messages])
+        x_hat = np.stack([np.asarray(decoder.decode(m)) for m in messages])
     elif codec.coding == "stream":
         messages = [codec.encode(x)]
         t1 = time.perf_counter()
-        x_hat = np.asarray(codec.decode(messages[0]))
+        x_hat = np.asarray(decoder.decode(messages[0]))
     else:
         raise CellError(f"codec.coding must be 'one-shot' or 'stream', got {codec.coding!r}")
     t2 = time.perf_counter()

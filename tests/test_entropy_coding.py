@@ -93,6 +93,19 @@ def test_range_decoding_rejects_every_truncation(stream):
             decode_symbols(message[:length], models)
 
 
+def test_range_decoding_rejects_every_extension(stream):
+    """Appended data is refused: one 32-bit word (which the range decoder alone reports as
+    exhausted), a byte, several words, whatever they hold."""
+    x, models, message = stream
+    rng = np.random.default_rng(1)
+    for extra in [bytes(4), b"\xff" * 4, bytes(8), *(rng.bytes(4) for _ in range(50))]:
+        with pytest.raises(ValueError, match="left over"):
+            decode_symbols(message + extra, models)
+    with pytest.raises(ValueError, match="whole number of 32-bit words"):
+        decode_symbols(message + bytes(1), models)
+    assert np.array_equal(decode_symbols(message, models), x)
+
+
 def test_range_decoding_fuzz_bit_flips_and_random_bytes(stream):
     x, models, message = stream
     rng = np.random.default_rng(4)

@@ -209,3 +209,32 @@ def test_the_exact_channel_runs_on_any_source_with_the_gaussian_law():
     assert channel.beta == pytest.approx(-1 / (2 * filling.water_level(1.0)), rel=1e-12)
     with pytest.raises(ValueError, match="needs a source with the gaussian feature"):
         ExactGaussianChannel(get_registry().get("source", "laplace").create({}), Target.parse("D=0.5"))
+
+
+# -- the codec protocol ----------------------------------------------------------------
+
+
+def test_codecs_are_decoded_by_a_separate_instance():
+    """A decoder that reads the encoder's state instead of the message cannot pass: the
+    protocol decodes with a copy taken before encoding."""
+    from rdbench import Codec
+    from rdbench.evaluation import evaluate_codec
+
+    class Cheat(Codec):
+        coding = "stream"
+
+        def fit(self, source, target, seed):
+            self.seen = None
+
+        def encode(self, x):
+            self.seen = np.asarray(x)
+            return b"\x00"
+
+        def decode(self, message):
+            if self.seen is None:
+                raise ValueError("nothing to decode from one byte")
+            return self.seen
+
+    source = get_registry().get("source", "gaussian").create({})
+    with pytest.raises(ValueError, match="nothing to decode"):
+        evaluate_codec(Cheat(), source, Target.parse("R=1").resolve(source), seed=0, n_test=10)

@@ -38,11 +38,17 @@ class IndexCode:
     def __init__(self, rate_bits: float, table_bits: int) -> None:
         if not 1 <= table_bits <= 24:
             raise ValueError(f"table_bits must be in 1..24, got {table_bits!r}")
+        self.rate_bits = float(rate_bits)
         self.exponent = zipf_exponent(rate_bits)
         self.table_bits = int(table_bits)
         size = 1 << self.table_bits
         k = np.arange(1, size + 1, dtype=np.float64)
         self._code = PrefixCode.from_probabilities(k**-self.exponent, escape=float(zeta(self.exponent, size + 1)))
+
+    def __reduce__(self) -> tuple[type[IndexCode], tuple[float, int]]:
+        """Rebuilt from (rate_bits, table_bits) when copied or pickled: constriction's Huffman
+        trees cannot be pickled, and a fitted codec's decoder may run apart from its encoder."""
+        return IndexCode, (self.rate_bits, self.table_bits)
 
     def encode(self, index: int) -> Bits:
         return self._code.encode([index])

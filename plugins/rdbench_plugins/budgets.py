@@ -11,7 +11,7 @@ from typing import Any
 
 #: NERD's ``max_steps`` / ``m_train_max`` by generator kind: a conv generator step costs
 #: several FC ones at the same M, so images get fewer steps and smaller batches (M = 4096
-#: suits rates up to ~6 bits at the read-out's 6-bit margin).
+#: suits rates up to log2(M) minus the read-out's 6-bit margin).
 NERD_BUDGETS = {"fc": {"max_steps": 4000, "m_train_max": 16384}, "conv": {"max_steps": 600, "m_train_max": 4096}}
 #: NTC's and block-NTC's step counts by the kind of realization, and the share of the main
 #: steps a warm-started fit along a curve trains (images keep all: their small budget does

@@ -23,10 +23,9 @@ _TARGETS = {
 }
 
 
-#: digits has 1,198 training images: below ~0.3 D_max a test image needs a near-copy of a
-#: training one, which no learned method reaches in the default CPU budget (measured: NERD
-#: at 15.4 bits and the beta-VAE at 14.9 at D/Dmax = 0.2, where Blahut-Arimoto on the
-#: samples says 6.8), so its default grid starts at 0.3.
+#: digits has few training images: at small distortions a test image needs a near-copy of a
+#: training one, which no learned method reaches in the default CPU budget (its estimates
+#: there sit far above Blahut-Arimoto's on the samples), so its default grid starts at 0.3.
 _DIGITS_TARGETS = {**_TARGETS, "default": ("D/Dmax=0.3", "D/Dmax=0.45", "D/Dmax=0.6")}
 
 

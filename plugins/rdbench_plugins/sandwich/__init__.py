@@ -10,9 +10,10 @@ declares the records (no torch import).
 
 Both are curve methods: one cell per source holds all its targets, each after the first
 warm-started from the previous target's network with ``warm_fraction`` of the steps
-(``benchmarks/sandwich_curve.py`` compares them with separate fits). Default-profile budgets
-keep a digits target near a minute on one CPU thread: ``sandwich-upper`` batches of 128 and 32
-conv channels for images, ``sandwich-lower`` 1000 steps.
+(``benchmarks/sandwich_curve.py`` compares them with separate fits). The default profile's
+budgets are sized for a CPU (``benchmarks/suite_times.py`` prints what they cost):
+``sandwich-upper`` batches of 128 and 32 conv channels for images, ``sandwich-lower`` 1000
+steps and 6 evaluation batches.
 """
 
 from __future__ import annotations

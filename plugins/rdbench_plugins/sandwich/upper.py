@@ -54,8 +54,8 @@ _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
 _EVAL_BATCH = 8192
 #: Default latent channels per image channel (images).
 _IMAGE_LATENT = 16
-#: Default MLP width (vectors) and conv channels (images): 32 channels keep a default-profile
-#: cell on 8 x 8 digits near a minute on one CPU thread (128 would take about 6x longer).
+#: Default MLP width (vectors) and conv channels (images): few conv channels keep a
+#: default-profile image cell affordable on one CPU thread.
 _VECTOR_HIDDEN, _IMAGE_HIDDEN = 128, 32
 
 

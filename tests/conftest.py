@@ -88,3 +88,18 @@ def run_smoke(out, *args: str) -> list[dict]:
     result = CliRunner().invoke(main, ["run", *args, "--profile", "smoke", "--out", str(out), "--no-progress"])
     assert result.exit_code == 0, result.output
     return [json.loads(p.read_text()) for p in (out / "cells").glob("*.json")]
+
+
+#: Small NERD budgets: a point trains in seconds on one core (NERD tests and NERD-RCC).
+FAST_NERD = {
+    "n_train": 8192,
+    "pairs": 2**16,
+    "m_train_max": 4096,
+    "n_eval": 1024,
+    "n_eval_coarse": 8192,
+    "m_eval_max": 8192,
+    "max_steps": 300,
+    "window": 25,
+    "anneal_steps": 50,
+    "patience": 1,
+}

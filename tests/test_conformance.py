@@ -3,23 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from conftest import FAST_NERD
 
 from rdbench.registry import BUILTIN, get_registry
 from rdbench.testing import conformance
-
-#: Small NERD budgets for NERD-RCC, which trains a NERD in fit (as tests/test_rcc.py's FAST_NERD).
-FAST_NERD = {
-    "n_train": 8192,
-    "pairs": 2**16,
-    "m_train_max": 4096,
-    "n_eval": 1024,
-    "n_eval_coarse": 8192,
-    "m_eval_max": 8192,
-    "max_steps": 300,
-    "window": 25,
-    "anneal_steps": 50,
-    "patience": 1,
-}
 
 
 def _builtin(kind: str) -> list[str]:

@@ -353,19 +353,8 @@ def test_corrupted_messages_fail_cleanly():
 
 # -- NERD-RCC ------------------------------------------------------------------------------
 
-#: Small NERD budgets: a point trains in seconds on one core.
-FAST_NERD = {
-    "n_train": 8192,
-    "pairs": 2**16,
-    "m_train_max": 4096,
-    "n_eval": 1024,
-    "n_eval_coarse": 8192,
-    "m_eval_max": 8192,
-    "max_steps": 300,
-    "window": 25,
-    "anneal_steps": 50,
-    "patience": 1,
-}
+from conftest import FAST_NERD  # noqa: E402 - small NERD budgets: a point trains in seconds
+
 #: Components that reverse water-filling leaves inactive at 2 bits: NERD's untrained start keeps
 #: them, and is over 0.1 bit off there, so the channel NERD-RCC codes with is a trained one.
 NERD_SOURCE = GaussianSource([4.0, 0.5, 0.02, 0.01])

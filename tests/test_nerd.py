@@ -20,7 +20,7 @@ from rdbench import Source, SquaredError  # noqa: E402
 from rdbench.cli import main  # noqa: E402
 from rdbench.registry import get_registry  # noqa: E402
 from rdbench.targets import Target  # noqa: E402
-from rdbench_plugins.nerd.dual import channel_stats, solve_beta  # noqa: E402
+from rdbench_plugins._dual import channel_stats, solve_beta  # noqa: E402
 from rdbench_plugins.nerd.estimator import NERD  # noqa: E402
 from rdbench_plugins.nerd.generators import (  # noqa: E402
     ConvGenerator,

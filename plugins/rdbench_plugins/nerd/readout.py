@@ -14,7 +14,7 @@ carries the variation between samples x, cheaply; the correction term removes th
 the small M_c and varies little from one x to the next.
 
 In the distortion-constrained form beta is solved so that the estimated D equals D*
-(:func:`~rdbench_plugins.nerd.dual.newton_beta`, warm-started from the training slope, which
+(:func:`~rdbench_plugins._dual.newton_beta`, warm-started from the training slope, which
 is biased by the training batches' smaller M); in the Lagrangian form beta is the given one.
 Distances and exponentials are float32 (relative to each row's nearest reproduction);
 the sums over reproductions and every mean are float64.
@@ -29,7 +29,7 @@ import torch
 from torch import nn
 
 from rdbench.units import to_bits
-from rdbench_plugins.nerd.dual import Pairwise, Workspace, channel_stats, newton_beta
+from rdbench_plugins._dual import Pairwise, Workspace, channel_stats, newton_beta
 
 
 @dataclass(frozen=True)

@@ -29,8 +29,8 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from rdbench.units import to_bits
+from rdbench_plugins._dual import Pairwise, Workspace, channel_stats, solve_beta
 from rdbench_plugins._optimization import adam
-from rdbench_plugins.nerd.dual import Pairwise, Workspace, channel_stats, solve_beta
 
 #: Where a batch that cannot reach D* aims: this fraction of the way from its nearest-neighbour
 #: distortion to its uniform channel's.

@@ -1,4 +1,6 @@
-"""The inner maximization of NERD over the slope (paper eq. 6-8, 11), in the log domain.
+"""The inner maximization over the slope (NERD's paper eq. 6-8, 11), in the log domain;
+shared by NERD (reproductions drawn from its generator, equal weights) and WGD (weighted
+particles, ``log_weights``).
 
 Everything here is in **nats**; ``beta`` is the paper's slope beta~ <= 0 in nats per unit of
 distortion (at the optimum it is dR/dD of the estimated curve).
@@ -21,6 +23,10 @@ Exponentials are taken relative to each row's nearest reproduction, exp(beta (d_
 in [0, 1], so nothing overflows or loses the row however large the distances (terms below
 exp(-70) relative to the largest are dropped); the sums over reproductions and every per-row
 statistic are float64 whatever the dtype of ``d``.
+
+With ``log_weights`` (M,) (ln w_j, sum_j w_j = 1) the uniform 1/M becomes w_j:
+lme_i = log sum_j w_j exp(beta d_ij), w_ij proportional to w_j exp(beta d_ij), and the rate
+``beta D - mean_i lme_i`` is mean_i KL(w_i || w), at most max_j ln(1 / w_j).
 """
 
 from __future__ import annotations
@@ -88,21 +94,31 @@ class Workspace:
         return b
 
 
-def channel_stats(d: torch.Tensor, beta: torch.Tensor, workspace: Workspace | None = None) -> ChannelStats:
-    """:class:`ChannelStats` of distances d (..., n, M) at slopes beta (...,), beta <= 0."""
+def channel_stats(
+    d: torch.Tensor, beta: torch.Tensor, workspace: Workspace | None = None, log_weights: torch.Tensor | None = None
+) -> ChannelStats:
+    """:class:`ChannelStats` of distances d (..., n, M) at slopes beta (...,), beta <= 0;
+    log_weights: ln w_j (M,) of weighted reproductions (None: all 1/M)."""
     beta = beta.to(torch.float64)
     shifted, w = (workspace or Workspace()).buffers(d)
     nearest = d.amin(-1, keepdim=True)
     torch.sub(d, nearest, out=shifted)
     torch.mul(shifted, beta.to(d.dtype)[..., None, None], out=w)
+    offset = -math.log(d.shape[-1])
+    if log_weights is not None:  # exponent beta (d - nearest) + ln w_j - max ln w, shifted to a row maximum of 0
+        top_weight = float(log_weights.max())
+        w.add_((log_weights - top_weight).to(d.dtype))
+        top = w.amax(-1, keepdim=True)
+        w.sub_(top)
+        offset = top.squeeze(-1).to(torch.float64) + top_weight
     nn.functional.threshold_(w, NEGLIGIBLE_EXPONENT, -math.inf)  # exactly 0: no slow subnormals
-    w.exp_()  # in [0, 1]; 1 at the nearest y
+    w.exp_()  # in [0, 1]; 1 at the row's largest term
     total = w.sum(-1, dtype=torch.float64)  # >= 1
     w.div_(total.to(d.dtype)[..., None])
     m1 = torch.linalg.vecdot(w, shifted).to(torch.float64)
     m2 = torch.linalg.vecdot(w, shifted.square_()).to(torch.float64)
     near = nearest.squeeze(-1).to(torch.float64)
-    lme = beta[..., None] * near + torch.log(total) - math.log(d.shape[-1])
+    lme = beta[..., None] * near + torch.log(total) + offset
     return ChannelStats(lme, near + m1, (m2 - m1 * m1).clamp_min(0.0), w)
 
 
@@ -190,19 +206,31 @@ def solve_beta(
     rtol: float = 1e-4,
     max_iter: int = 50,
     workspace: Workspace | None = None,
+    log_weights: torch.Tensor | None = None,
+    row_weights: torch.Tensor | None = None,
 ) -> BetaSolution:
     """Solve sup_{beta <= 0} beta D* - mean_i lme_i(beta) for each problem of d (..., n, M).
 
     target: D* (broadcast to d.shape[:-2]). beta0: a warm start, e.g. the previous training
     step's slope; without it the first guess is the Newton step from beta = 0,
     (D* - D(0)) / V(0). Problems with D* >= D(0) = mean d get beta = 0 exactly.
-    workspace: buffers to reuse (the returned weights live in it).
+    workspace: buffers to reuse (the returned weights live in it). log_weights: ln w_j (M,) of
+    weighted reproductions (see :func:`channel_stats`; D(0) is then the w-weighted mean).
+    row_weights: probabilities (n,) of the rows (an exact discrete source; None: the mean).
     """
     workspace = workspace or Workspace()
     d = d.detach()
     batch = d.shape[:-2]
     target_t = torch.as_tensor(target, dtype=torch.float64, device=d.device).expand(batch)
-    d0 = d.mean((-2, -1), dtype=torch.float64)
+    if log_weights is None and row_weights is None:
+        d0 = d.mean((-2, -1), dtype=torch.float64)
+    else:  # D(0) = sum_i p_i sum_j w_j d_ij
+        rows = d.mean(-2, dtype=torch.float64) if row_weights is None else row_weights.to(torch.float64) @ d.double()
+        d0 = rows.mean(-1) if log_weights is None else torch.linalg.vecdot(rows, log_weights.to(torch.float64).exp())
+
+    def average(per_row: torch.Tensor) -> torch.Tensor:
+        return per_row.mean(-1) if row_weights is None else per_row @ row_weights.to(torch.float64)
+
     if beta0 is None:
         v0 = d.to(torch.float64).var(-1, correction=0).mean(-1)
         guess = (target_t - d0) / v0.clamp_min(1e-300)
@@ -211,11 +239,11 @@ def solve_beta(
     guess = torch.where(target_t >= d0, torch.zeros_like(guess), guess.clamp_max(-1e-300))
 
     def evaluate(beta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, ChannelStats]:
-        stats = channel_stats(d, beta, workspace)
-        return stats.distortion.mean(-1), stats.variance.mean(-1), stats
+        stats = channel_stats(d, beta, workspace, log_weights)
+        return average(stats.distortion), average(stats.variance), stats
 
     result = newton_beta(evaluate, target_t, guess, d0.clamp_min(1e-300), rtol=rtol, max_iter=max_iter)
     stats, beta = result.payload, result.beta
     return BetaSolution(
-        beta, stats.distortion.mean(-1), stats.rate(beta).mean(-1), result.converged, result.iterations, stats.weights
+        beta, average(stats.distortion), average(stats.rate(beta)), result.converged, result.iterations, stats.weights
     )

@@ -296,6 +296,7 @@ def test_plugin_is_discovered_through_its_entry_point(registry: Registry) -> Non
     assert names == {
         "gaussian", "gaussian-m20", "gaussian-m40", "gaussian-rcc", "gaussian-published-m20",
         "bernoulli", "mary", "laplace",
+        "deconv-sphere-d2", "deconv-sphere-d5", "deconv-sphere-d10", "deconv-mixture",
     }  # fmt: skip
 
 

@@ -526,6 +526,7 @@ def test_every_method_runs_on_digits_in_the_smoke_profile(tmp_path):
     assert set(by_method) == {
         "blahut-arimoto",
         "nerd",
+        "wgd",
         "sandwich-upper",
         "sandwich-lower",
         "ntc",

@@ -22,7 +22,8 @@ pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 class ThreePoints(Source):
     """X in {0, 1, 3} with pmf (0.5, 0.3, 0.2), squared error; BA's reproductions: a grid of
-    step 0.002 on [-0.5, 3.5], fine enough that BA on it is exact to well below 1e-4 bit."""
+    step 0.01 on [-0.5, 3.5], fine enough that BA on it is exact to about 1e-4 bit (an atom
+    of the optimal law off the grid by at most 0.005 costs at most lambda 0.005^2 bits)."""
 
     shape = (1,)
     distortion = SquaredError()
@@ -33,7 +34,7 @@ class ThreePoints(Source):
         return self._x[self.rng(seed, split).choice(3, size=n, p=self._p)]
 
     def discrete(self):
-        grid = np.linspace(-0.5, 3.5, 2001)[:, None]
+        grid = np.linspace(-0.5, 3.5, 401)[:, None]
         return DiscreteModel(pmf=self._p, alphabet=self._x, reproductions=grid)
 
 
@@ -71,7 +72,7 @@ def test_wgd_agrees_with_blahut_arimoto_on_a_discrete_source():
     the pmf, read out exactly) with free particles. Their Lagrangians R + lambda D agree to
     1e-3 bit, as do their rates at a distortion target."""
     source, slope = ThreePoints(), 2.0
-    ba = get_registry().get("estimator", "blahut-arimoto").create({"tol_bits": 1e-6, "max_iter": 100_000})
+    ba = get_registry().get("estimator", "blahut-arimoto").create({"tol_bits": 1e-5, "max_iter": 20_000})
     wgd = _wgd(n_particles=32, steps=1500, warm_steps=800, hybrid=True)
     targets = [Target.parse(f"slope={slope}"), Target.parse("D=0.3")]
     ba_points = [p[0] for p in ba.curve(source, targets, 0)]

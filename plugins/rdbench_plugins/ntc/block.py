@@ -22,7 +22,7 @@ import numpy as np
 from rdbench.entropy_coding import read_varint, varint
 from rdbench.interfaces import Bits, Codec, Source, Split
 from rdbench.targets import Target
-from rdbench_plugins.ntc.codec import NTC
+from rdbench_plugins.ntc.codec import NTC, held_out
 
 
 class BlockSource(Source):
@@ -82,6 +82,24 @@ class BlockSource(Source):
         return slope(distortion / self.block_size) if callable(slope) else None
 
 
+class _BlockTrainer(NTC):
+    """NTC on a :class:`BlockSource` whose training and validation blocks, from a finite
+    dataset, are drawn from disjoint pools of its images (:func:`.codec.held_out` applied to
+    the realizations, not the blocks), so the pools keep many distinct blocks each."""
+
+    def _data(self, source: Source, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        assert isinstance(source, BlockSource)
+        b, base = source.block_size, source.base
+        if base.split_size("train") is None:
+            return super()._data(source, seed)
+        train, val = held_out(base, self.n_train * b, self.n_val * b, seed)
+        rng = np.random.default_rng([seed, b])
+        return tuple(
+            source.stitch(pool[rng.integers(len(pool), size=n * b)])
+            for pool, n in ((train, self.n_train), (val, self.n_val))
+        )
+
+
 class BlockNTC(Codec):
     """NTC on blocks of ``block_size`` realizations; other settings as :class:`~.codec.NTC`
     (n_train, n_val and batch_size count blocks). One stream per evaluation set: a varint
@@ -91,7 +109,7 @@ class BlockNTC(Codec):
 
     def __init__(self, block_size: int = 4, **settings: Any) -> None:
         self.block_size = block_size
-        self.ntc = NTC(**settings)
+        self.ntc = _BlockTrainer(**settings)
         self.blocks: BlockSource | None = None
         self.stats: dict[str, Any] = {}
 

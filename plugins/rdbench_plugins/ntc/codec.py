@@ -30,6 +30,24 @@ from rdbench_plugins.budgets import NTC_BUDGETS, is_image, with_budget
 from rdbench_plugins.ntc.model import NTCModel
 from rdbench_plugins.ntc.training import START_FACTOR, TrainingLog, initial_step, train
 
+#: From a finite train split, at most one realization in HOLDOUT is held out for validation.
+HOLDOUT = 5
+
+
+def held_out(source: Source, n_train: int, n_val: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(n_train training, n_val validation) realizations of ``source``'s train split.
+
+    Fresh draws where the split has room for both; from a finite split too small for that,
+    its distinct realizations once each, the last min(n_val, size // HOLDOUT) held out, so
+    that the lambda and gain calibrations see realizations the training never did.
+    """
+    size = source.split_size("train")
+    if size is not None and size < n_train + n_val:
+        n_val = min(n_val, size // HOLDOUT)
+        n_train = size - n_val
+    data = source.sample(n_train + n_val, seed, "train")
+    return data[:n_train], data[n_train:]
+
 
 @dataclass(frozen=True)
 class StreamStats:
@@ -57,7 +75,8 @@ class NTC(Codec):
     Settings: steps (training on the quantization proxy), finetune_steps (synthesis on true
     rounding), density_steps (full-batch fit of the density to the rounded latents),
     batch_size, lr (Adam), n_train (training realizations), n_val (held-out training-split
-    realizations for lambda calibration), latent / hidden (see
+    realizations for the lambda and gain calibrations; from a dataset, distinct from the
+    training images, see :func:`held_out`), latent / hidden (see
     :func:`.transforms.build_transforms`), quantization (``noise``: rate and synthesis on
     additive uniform noise; ``mixed``: synthesis on straight-through rounding instead),
     calibration_rounds, warm_fraction (main steps of each warm-started fit along a curve, as
@@ -157,12 +176,16 @@ class NTC(Codec):
             yield target
 
     def _split(self, source: Source, seed: int) -> tuple[TorchForm, torch.Tensor, torch.Tensor]:
-        """(distortion, n_train training realizations, n_val validation realizations) of the train split."""
+        """(distortion, training realizations, validation realizations) as torch tensors."""
         source.distortion.require_differentiable("NTC")
-        distortion = source.distortion.torch_elementwise
-        data = source.sample(self.n_train + self.n_val, seed, "train")
-        x = torch.as_tensor(np.asarray(data, dtype=np.float32), device=self.device)
-        return distortion, x[: self.n_train], x[self.n_train :]
+        train, val = (
+            torch.as_tensor(np.asarray(a, dtype=np.float32), device=self.device) for a in self._data(source, seed)
+        )
+        return source.distortion.torch_elementwise, train, val
+
+    def _data(self, source: Source, seed: int) -> tuple[np.ndarray, np.ndarray]:
+        """(training, validation) realizations of the train split: see :func:`held_out`."""
+        return held_out(source, self.n_train, self.n_val, seed)
 
     def _budget(self, source: Source) -> dict[str, int]:
         """The three step counts, those left at None from the source kind's budget."""
@@ -279,6 +302,7 @@ class NTC(Codec):
                     "slope_initial_bits": log.lambda_initial,
                     "slope_rule": log.lambda_rule,
                     "calibration": [list(point) for point in log.calibration],
+                    "gain": log.gain,
                     "target_distortion": self.target_distortion,
                     "validation_distortion": self.validation_distortion,
                     "train_seconds": log.seconds,

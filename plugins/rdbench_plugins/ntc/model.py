@@ -30,6 +30,10 @@ class NTCModel(nn.Module):
         self.shape = tuple(shape)
         self.analysis, self.synthesis, self.latent_shape = build_transforms(self.shape, latent, hidden, step)
         self.density = FactorizedDensity(self.latent_shape[0])
+        #: Quantizer gain g: the coded latents are round(g y) and the synthesis sees them / g,
+        #: so g < 1 quantizes more coarsely. Training keeps g = 1; :func:`.training.calibrate_gain`
+        #: sets it last, to land on a target distortion.
+        self.register_buffer("gain", torch.ones((), dtype=torch.float64))
 
     @property
     def positions(self) -> int:
@@ -75,13 +79,14 @@ class NTCModel(nn.Module):
 
     @torch.no_grad()
     def quantize(self, x: torch.Tensor) -> torch.Tensor:
-        """(N, *shape) -> (N, *latent_shape) int64: the rounded latents."""
-        return torch.cat([torch.round(self.analysis(self._flat_input(c))) for c in x.split(_CHUNK)]).long()
+        """(N, *shape) -> (N, *latent_shape) int64: the rounded latents round(gain * y)."""
+        gain = float(self.gain)
+        return torch.cat([torch.round(self.analysis(self._flat_input(c)) * gain) for c in x.split(_CHUNK)]).long()
 
     @torch.no_grad()
     def synthesize(self, symbols: torch.Tensor) -> torch.Tensor:
         """(N, *latent_shape) integer latents -> (N, *shape) reconstructions, in fixed chunks
         so that the encoder's and the decoder's reconstructions agree bit for bit."""
-        dtype = next(self.parameters()).dtype
-        parts = [self.synthesis(c.to(dtype)) for c in symbols.split(_CHUNK)]
+        dtype, gain = next(self.parameters()).dtype, float(self.gain)
+        parts = [self.synthesis(c.to(dtype) / gain) for c in symbols.split(_CHUNK)]
         return torch.cat(parts).reshape(symbols.shape[0], *self.shape) if parts else torch.empty(0, *self.shape)

@@ -19,6 +19,10 @@ Target -> lambda:
 * along a curve (:meth:`.codec.NTC.fit_curve`), a warm-started fit starts at the previous
   target's final lambda times the ratio of the two targets' slopes, without START_FACTOR,
   and calibrates from there.
+
+The learning-rate decay and the fine-tuning keep lowering the distortion after the last
+lambda update, so a distortion target is met last by the quantizer gain
+(:func:`calibrate_gain`): a bisection on held-out realizations, before the final density fit.
 """
 
 from __future__ import annotations
@@ -35,6 +39,10 @@ from rdbench_plugins.ntc.model import NTCModel, Quantization
 
 #: Learning rate of the final density fit (full batch, so it can be large).
 DENSITY_LR = 3e-2
+#: The gain search stops within this relative distortion of the target (held-out data).
+GAIN_TOLERANCE = 0.002
+#: The gain is searched in [1 / GAIN_RANGE, GAIN_RANGE].
+GAIN_RANGE = 2.0
 #: Full-batch density steps fitting the density to the initial model's rounded latents.
 WARMUP_DENSITY_STEPS = 200
 #: With calibration, training starts at this multiple of the initial lambda and calibrates
@@ -85,6 +93,7 @@ class TrainingLog:
     seconds: float = 0.0
     cpu_seconds: float = 0.0
     calibration: list[tuple[float, float]] = field(default_factory=list)  # (lambda, validation D)
+    gain: float = 1.0  # the quantizer gain calibrate_gain chose (1: none)
 
 
 def validation_distortion(model: NTCModel, x: torch.Tensor, distortion: TorchForm) -> float:
@@ -122,13 +131,15 @@ def train(
     distortion) and recalibrates lambda ``calibration_rounds`` times, evenly over the
     constant-learning-rate part; the learning-rate decay at the end keeps lambda fixed. Then,
     with the analysis fixed, ``finetune_steps`` train the synthesis on truly rounded latents
-    and :func:`fit_density` fits the density to them.
+    and :func:`fit_density` fits the density to them; before that, with a target distortion,
+    :func:`calibrate_gain` sets the quantizer gain that meets it on ``val_x``.
     """
     clock = Clock()
     log = TrainingLog(lam, lam, lambda_rule, steps + finetune_steps + density_steps + WARMUP_DENSITY_STEPS, steps)
     rounds = calibration_rounds if target_distortion is not None else 0
     checkpoints = calibration_checkpoints(steps, rounds)
     lam = lam * start_factor if rounds else lam
+    model.gain.fill_(1.0)
     fit_density(model, train_x, WARMUP_DENSITY_STEPS)  # rates are right from the first step
     model.train()
 
@@ -156,10 +167,43 @@ def train(
         what="NTC fine-tuning",
         decay_fraction=1.0,
     )
+    if target_distortion is not None:
+        log.gain = calibrate_gain(model, val_x, distortion, target_distortion)
     fit_density(model, train_x, density_steps)
     log.lambda_final = lam
     log.seconds, log.cpu_seconds = clock.seconds()
     return log
+
+
+@torch.no_grad()
+def calibrate_gain(model: NTCModel, val_x: torch.Tensor, distortion: TorchForm, target: float) -> float:
+    """Set ``model.gain`` so that the mean distortion on ``val_x`` with hard rounding is
+    ``target`` (within GAIN_TOLERANCE), and return it.
+
+    The distortion falls as the gain grows (finer cells), so a bisection on log(gain) over
+    [1 / GAIN_RANGE, GAIN_RANGE] finds it; a target outside what that range reaches keeps the
+    nearest end. The analysis runs once; each trial reruns only the synthesis.
+    """
+    model.eval()
+    y = torch.cat([model.analysis(model._flat_input(c)) for c in val_x.split(8192)])
+
+    def mean_distortion(gain: float) -> float:
+        x_hat = model.synthesis(torch.round(y * gain) / gain).reshape(val_x.shape)
+        return float(distortion(val_x, x_hat).mean())
+
+    lo, hi = math.log(1 / GAIN_RANGE), math.log(GAIN_RANGE)
+    best, best_error = 0.0, abs(mean_distortion(1.0) / target - 1)
+    for _ in range(40):
+        if best_error <= GAIN_TOLERANCE:
+            break
+        mid = (lo + hi) / 2
+        d = mean_distortion(math.exp(mid))
+        if abs(d / target - 1) < best_error:
+            best, best_error = mid, abs(d / target - 1)
+        lo, hi = (mid, hi) if d > target else (lo, mid)
+    model.gain.fill_(math.exp(best))
+    model.train()
+    return math.exp(best)
 
 
 def fit_density(model: NTCModel, train_x: torch.Tensor, steps: int, lr: float = DENSITY_LR) -> None:

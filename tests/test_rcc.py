@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
 import subprocess
 import sys
 import textwrap
@@ -25,7 +26,7 @@ from rdbench.units import to_nats
 from rdbench_plugins.analytic_sources.gaussian import GaussianSource, paper_rcc
 from rdbench_plugins.rcc.channels import ExactGaussianChannel
 from rdbench_plugins.rcc.codec import RCC
-from rdbench_plugins.rcc.index_code import IndexCode, zipf_exponent
+from rdbench_plugins.rcc.index_code import FittedIndexCode, IndexCode, zipf_exponent
 
 
 def fitted(source, target="R=2", seed=0, **settings) -> RCC:
@@ -287,6 +288,34 @@ def test_index_code_is_the_zipf_huffman_code_with_the_tail_as_escape():
         assert code.decode(code.encode(index)) == index
 
 
+def test_fitted_index_code_is_the_octave_law_of_its_pilot():
+    """P(octave b) = (count_b + 1/2) / (n + B/2), uniform over the 2^b indices of octave b
+    (b = floor(log2(K + 1)), the last octave truncated at the limit): every index below the
+    limit stays codable, and on indices from the pilot's law it beats the Zipf code, which
+    must hold for every channel and pays about log2(C + 2) bits for it."""
+    rng = np.random.default_rng(1)
+    draw = lambda n: np.minimum((2 ** rng.normal(8.0, 1.0, n)).astype(int), 999)  # noqa: E731
+    pilot = draw(64)
+    code = FittedIndexCode(pilot, limit=1000)
+    octaves = np.floor(np.log2(np.arange(1, 1001))).astype(int)  # B = 10 octaves below 1000
+    counts = np.bincount(octaves[pilot], minlength=10) + 0.5
+    for k in (0, 5, 255, 300, 998, 999):
+        b = octaves[k]
+        width = min(2 ** (b + 1), 1001) - 2**b
+        assert code.ideal_bits(k) == pytest.approx(-math.log2(counts[b] / counts.sum() / width), rel=1e-9)
+        assert code.decode(code.encode(k)) == k
+    clone = pickle.loads(pickle.dumps(code))
+    assert clone.encode(300) == code.encode(300)
+    fresh = draw(4000)
+    fitted_bits = np.mean([code.encode(int(k)).nbits for k in fresh])
+    zipf_bits = np.mean([IndexCode(8.0, 12).encode(int(k)).nbits for k in fresh])
+    assert fitted_bits < zipf_bits - 1.5
+    with pytest.raises(ValueError, match="pilot indices must lie in 0..999"):
+        FittedIndexCode([1000], limit=1000)
+    with pytest.raises(ValueError, match="index_code='fitted' needs a fixed N"):
+        RCC(method="pfr", index_code="fitted")
+
+
 # -- determinism and corrupted messages ----------------------------------------------------
 
 _SUBPROCESS = """
@@ -486,6 +515,31 @@ class IndependentLaplace(Source):
 #: At R = 1 (theta = 0.5) the two components of scale 0.3 are inactive: Q*_Y puts them at 0, while
 #: NERD's untrained start N(0, (1 - D/Dmax) Cov X) spreads them with standard deviation 0.237.
 LAPLACES = IndependentLaplace([1.0, 0.3, 0.3])
+
+
+def test_nerd_rcc_fitted_index_code_sends_the_same_indices_in_fewer_bits(nerd_point, generator_file):
+    """NERD-RCC's default index code is fitted to the indices its search selects for training
+    realizations: the same selections (same codebooks, same reproductions) as with the Zipf
+    code, in fewer bits, and no fewer than the empirical entropy of the indices sent."""
+    base = {"channel": "nerd", "generator": generator_file, "generator_rate_bits": nerd_point.rate_bits}
+    x = NERD_SOURCE.sample(1500, 5, "test")
+    out = {}
+    for index_code in ("zipf", "fitted"):
+        codec = fitted(NERD_SOURCE, "R=2", seed=3, method="pfr", exact=False, index_code=index_code, **base)
+        messages = [codec.encode(xi) for xi in x]
+        out[index_code] = (np.mean([m.nbits for m in messages]), codec.details(), [codec.decode(m) for m in messages])
+    (zipf, _, y_zipf), (fit, details, y_fit) = out["zipf"], out["fitted"]
+    assert all(np.array_equal(a, b) for a, b in zip(y_zipf, y_fit))
+    assert details["index_code"] == "fitted" and details["table_bits"] is None
+    searcher = fitted(NERD_SOURCE, "R=2", seed=3, method="pfr", exact=False, **base)
+    _, counts = np.unique([searcher.search(xi, n).index for n, xi in enumerate(x)], return_counts=True)
+    p = counts / counts.sum()
+    assert -(p * np.log2(p)).sum() <= fit < zipf - 0.15, (fit, zipf)  # Kraft: no prefix code beats H
+    record = get_registry().get("codec", "pfr-nerd").record
+    assert (
+        record.defaults["index_code"] == "fitted"
+        and get_registry().get("codec", "pfr").record.defaults["index_code"] == "zipf"
+    )
 
 
 def test_nerd_rcc_trains_nerd_in_fit_with_absolute_error(one_torch_thread):

@@ -2,7 +2,8 @@
 
 ``pfr`` (Poisson functional representation) and ``orc`` (ordered random coding) simulate the
 R(D)-achieving channel Q*_{Y|X} from candidates Y_i ~ Q*_Y drawn from a shared seed, and send
-the selected index with a Zipf prefix code (Algorithms 2 and 3). ``pfr`` and ``orc`` use the
+the selected index with a prefix code: the paper's Zipf code (Algorithms 2 and 3), or for
+NERD-RCC one fitted to the indices its search selects on training realizations. ``pfr`` and ``orc`` use the
 exact Q*_Y and beta* of a Gaussian source; ``pfr-nerd`` and ``orc-nerd`` use those of a NERD
 estimator trained in ``fit`` (NERD-RCC). This module only declares the records; the codec
 lives in :mod:`.codec`.
@@ -33,9 +34,11 @@ _SEARCH = {
     "max_test": None,
     "chunk_size": 2**14,
     "table_bits": None,
+    "index_code": "zipf",
 }
 _NERD = {
     "exact": False,
+    "index_code": "fitted",
     "max_test": NERD_MAX_TEST["default"],
     "nerd_profile": "default",
     "nerd": {},
@@ -50,6 +53,7 @@ _CHECKS = {
     "max_test": whole(minimum=1, nullable=True),
     "table_bits": whole(minimum=1),
     "margin_bits": number(minimum=0),
+    "index_code": choice("zipf", "fitted"),
 }
 _NERD_CHECKS = {
     **_CHECKS,

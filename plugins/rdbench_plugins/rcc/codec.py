@@ -33,11 +33,13 @@ from rdbench.interfaces import Bits, Codec, Source
 from rdbench.targets import Target
 from rdbench_plugins.rcc.channels import Channel, ExactGaussianChannel
 from rdbench_plugins.rcc.codebook import Codebook
-from rdbench_plugins.rcc.index_code import IndexCode, default_table_bits, zipf_exponent
+from rdbench_plugins.rcc.index_code import FittedIndexCode, IndexCode, default_table_bits, zipf_exponent
 from rdbench_plugins.rcc.search import Selection, select
 
 #: Training realizations exact PFR tries in ``fit``: a majority capped fails the target.
 PILOT_REALIZATIONS = 15
+#: Training realizations whose selected indices fit ``index_code="fitted"``'s law.
+INDEX_PILOTS = 64
 #: Message numbers of those trials (apart from the numbers 0, 1, ... of coded messages).
 _PILOT_MESSAGES = 1 << 62
 
@@ -52,8 +54,11 @@ class RCC(Codec):
     realization) instead of over N candidates. max_candidates: the most candidates one
     realization may search (and the largest N). max_test: the most test realizations the
     runner codes (:attr:`rdbench.Codec.max_test`; None: the profile's). chunk_size: the most
-    candidates generated and scored at once (chunks grow to it from 256, see :mod:`.codebook`). table_bits: the index
-    code's Huffman table has 2**table_bits entries (None: from C, see :mod:`.index_code`).
+    candidates generated and scored at once (chunks grow to it from 256, see :mod:`.codebook`).
+    table_bits: the Zipf index code's Huffman table has 2**table_bits entries (None: from C,
+    see :mod:`.index_code`).
+    index_code: ``zipf`` (the paper's, for any channel) or ``fitted`` (a law fitted to the
+    indices selected for INDEX_PILOTS training realizations; needs a fixed N).
     NERD channel only: nerd_profile (the ``nerd`` record's profile to train with, default
     ``default``), nerd (overrides of its settings) and device (NERD's training device, unless
     nerd names one); or generator (a path to a NERD ``generator.pt``, used instead of
@@ -74,6 +79,7 @@ class RCC(Codec):
         max_test: int | None = None,
         chunk_size: int = 2**14,
         table_bits: int | None = None,
+        index_code: str = "zipf",
         nerd_profile: str | None = None,
         nerd: Mapping[str, Any] | None = None,
         device: str | None = None,
@@ -101,6 +107,11 @@ class RCC(Codec):
         self.max_test = None if max_test is None else int(max_test)
         self.chunk_size = int(chunk_size)
         self.table_bits = table_bits
+        if index_code not in ("zipf", "fitted"):
+            raise ValueError(f"index_code must be 'zipf' or 'fitted', got {index_code!r}")
+        if index_code == "fitted" and self.exact:
+            raise ValueError("index_code='fitted' needs a fixed N: set exact=False or n_candidates")
+        self.index_code = index_code
         self.nerd_profile = nerd_profile or "default"
         self.nerd = {"device": device or "cpu", **(nerd or {})}
         self.generator = generator
@@ -131,12 +142,22 @@ class RCC(Codec):
         self._shape = tuple(source.shape)
         rate = self.channel.rate_bits
         self.codebook = Codebook(self.channel, seed, self.method, self._limit(rate), self.chunk_size)
-        self.code = IndexCode(rate, default_table_bits(rate) if self.table_bits is None else self.table_bits)
         if self.exact:
             self._pilot(source, seed)
+        self.code = self._index_code(source, seed)
         self._fit_seconds = time.perf_counter() - t0
         self._log = []
         self._sent = self._received = 0  # messages encoded and decoded since fit
+
+    def _index_code(self, source: Source, seed: int) -> IndexCode | FittedIndexCode:
+        """The Zipf code for C, or the law of the indices selected for INDEX_PILOTS training
+        realizations (``fitted``; their messages are numbered apart from coded ones)."""
+        if self.index_code == "zipf":
+            rate = self.channel.rate_bits
+            return IndexCode(rate, default_table_bits(rate) if self.table_bits is None else self.table_bits)
+        first = _PILOT_MESSAGES + PILOT_REALIZATIONS
+        pilots = source.sample(INDEX_PILOTS, seed, "train")
+        return FittedIndexCode([self.search(x, first + i).index for i, x in enumerate(pilots)], self.codebook.limit)
 
     def _channels(self, source: Source, targets: Sequence[Target], seed: int) -> list[Channel]:
         if self.channel_kind == "exact":
@@ -228,8 +249,9 @@ class RCC(Codec):
             "exact_search": self.exact,
             "n_candidates": None if self.exact else self.codebook.limit,
             "max_candidates": self.max_candidates,
+            "index_code": self.index_code,
             "zipf_exponent": zipf_exponent(rate),
-            "table_bits": self.code.table_bits,
+            "table_bits": getattr(self.code, "table_bits", None),
             "guarantee_bits": rate + math.log2(rate + 1.0) + 5.0,
             "chunk_size": self.chunk_size,
             "fit_seconds": self._fit_seconds,
@@ -247,5 +269,6 @@ class RCC(Codec):
                 candidates_per_second=evaluated / seconds if seconds > 0 else None,
                 search_seconds_per_realization=seconds / len(self._log),
                 index_ideal_bits=float(np.mean([b for _, _, b in self._log])),
+                index_log2_bits=float(np.mean([math.log2(s.index + 1) for s, _, _ in self._log])),
             )
         return out

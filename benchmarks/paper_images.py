@@ -140,7 +140,7 @@ def plot(table: pd.DataFrame, path: Path) -> None:
         ax.set_xlabel("distortion (squared error summed over pixels, per image)")
         ax.set_ylabel("rate (bits per image)")
         ax.grid(alpha=0.3)
-    axes[0][0].legend(fontsize=8)
+    axes[0][-1].legend(fontsize=8, loc="center left", bbox_to_anchor=(1.02, 0.5))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
 

@@ -39,7 +39,24 @@ def default_table_bits(rate_bits: float) -> int:
     return min(max(math.ceil(max(rate_bits, 0.0)) + TABLE_MARGIN_BITS, MIN_TABLE_BITS), MAX_TABLE_BITS)
 
 
-class IndexCode:
+class _TableCode:
+    """Encode, decode and ideal lengths of one index with a :class:`PrefixCode` ``_code``."""
+
+    _code: PrefixCode
+
+    def encode(self, index: int) -> Bits:
+        return self._code.encode([index])
+
+    def decode(self, message: Bits) -> int:
+        """The index a one-index message holds; ValueError if it is not one."""
+        return int(self._code.decode(message, count=1)[0])
+
+    def ideal_bits(self, index: int) -> float:
+        """-log2 of the code's law at ``index`` (escapes: plus their Elias-gamma bits)."""
+        return self._code.ideal_bits([index])
+
+
+class IndexCode(_TableCode):
     """Prefix code of an index K >= 0 (0-based: the paper's K - 1) for rate parameter C bits."""
 
     def __init__(self, rate_bits: float, table_bits: int) -> None:
@@ -57,23 +74,12 @@ class IndexCode:
         trees cannot be pickled, and a fitted codec's decoder may run apart from its encoder."""
         return IndexCode, (self.rate_bits, self.table_bits)
 
-    def encode(self, index: int) -> Bits:
-        return self._code.encode([index])
-
-    def decode(self, message: Bits) -> int:
-        """The index a one-index message holds; ValueError if it is not one."""
-        return int(self._code.decode(message, count=1)[0])
-
-    def ideal_bits(self, index: int) -> float:
-        """-log2 q of the table (escapes: plus their Elias-gamma bits)."""
-        return self._code.ideal_bits([index])
-
 
 #: Pseudo-count of every octave in :class:`FittedIndexCode` (Krichevsky-Trofimov).
 PSEUDO_COUNT = 0.5
 
 
-class FittedIndexCode:
+class FittedIndexCode(_TableCode):
     """Prefix code of an index K in 0..limit-1 (0-based) for the octave law of ``indices``.
 
     indices: 0-based indices the search selected on pilot realizations. The octave of K is
@@ -96,14 +102,3 @@ class FittedIndexCode:
     def __reduce__(self) -> tuple[type[FittedIndexCode], tuple[tuple[int, ...], int]]:
         """Rebuilt from (indices, limit) when copied or pickled (see :meth:`IndexCode.__reduce__`)."""
         return FittedIndexCode, (self.indices, self.limit)
-
-    def encode(self, index: int) -> Bits:
-        return self._code.encode([index])
-
-    def decode(self, message: Bits) -> int:
-        """The index a one-index message holds; ValueError if it is not one."""
-        return int(self._code.decode(message, count=1)[0])
-
-    def ideal_bits(self, index: int) -> float:
-        """-log2 of the fitted law at ``index``."""
-        return self._code.ideal_bits([index])

@@ -26,10 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import matplotlib
@@ -37,7 +34,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
-from suite_times import per_method  # noqa: E402  benchmarks/suite_times.py, beside this script
+from suite_times import per_method, run_suite  # noqa: E402  benchmarks/suite_times.py, beside this script
 
 ESTIMATORS = "nerd,blahut-arimoto,sandwich-upper,sandwich-lower"
 CODECS = "ntc,block-ntc,pfr-nerd,orc-nerd"
@@ -51,19 +48,6 @@ STYLE = {  # method -> (label, matplotlib format)
     "pfr-nerd": ("NERD-RCC (PFR)", "P-"),
     "orc-nerd": ("NERD-RCC (ORC)", "X--"),
 }
-
-
-def run(args: argparse.Namespace, out: Path) -> tuple[int, float]:
-    command = [sys.executable, "-m", "rdbench", "run", "--sources", args.sources, "--estimators", ESTIMATORS]
-    command += ["--codecs", CODECS, "--profile", args.profile, "--workers", str(args.workers), "--out", str(out)]
-    command += ["--no-progress", "--device", args.device]
-    command += ["--targets", args.targets] if args.targets else []
-    for setting in args.set:
-        command += ["--set", setting]
-    print("$", " ".join(command[2:]), flush=True)
-    t0 = time.perf_counter()
-    code = subprocess.run(command, check=False).returncode
-    return code, time.perf_counter() - t0
 
 
 def points_table(table: pd.DataFrame) -> pd.DataFrame:
@@ -145,6 +129,10 @@ def plot(table: pd.DataFrame, path: Path) -> None:
     fig.savefig(path, dpi=120)
 
 
+def _three_places(v: float) -> str:
+    return f"{v:.3f}"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sources", default="digits,mnist-5k")
@@ -156,26 +144,27 @@ def main() -> None:
     parser.add_argument("--out", default=None, help="output directory (default: a fresh temporary one)")
     args = parser.parse_args()
     out = Path(args.out or tempfile.mkdtemp(prefix="rdbench-paper-images-"))
-    code, wall = run(args, out)
+    extra = ["--device", args.device] + (["--targets", args.targets] if args.targets else [])
+    extra += [part for setting in args.set for part in ("--set", setting)]
+    code, wall = run_suite(args.sources, args.profile, args.workers, out, ESTIMATORS, CODECS, extra)
     from rdbench import leaderboard
 
     table = leaderboard.read(out)
     pd.set_option("display.width", 220)
     pd.set_option("display.max_colwidth", 60)
-    fmt = lambda v: f"{v:.3f}"  # noqa: E731
     for name, t in table.groupby("source"):
         d_max = t["d_max"].dropna()
         print(f"\n== {name}, profile {args.profile} ==")
         print(f"D_max (evaluation split, squared error summed over pixels): {d_max.iloc[0]:.3f}" if len(d_max) else "")
-        print(points_table(t).to_string(index=False, float_format=fmt, na_rep=""))
+        print(points_table(t).to_string(index=False, float_format=_three_places, na_rep=""))
         block = block_table(t)
         if len(block):
             print("\nblock (B = 4) vs one-shot NTC, bits per image:")
-            print(block.to_string(float_format=fmt))
+            print(block.to_string(float_format=_three_places))
         rcc = rcc_table(t)
         if len(rcc):
             print("\nNERD-RCC against its channel (C = NERD's rate at the target), bits per image:")
-            print(rcc.to_string(index=False, float_format=fmt, na_rep=""))
+            print(rcc.to_string(index=False, float_format=_three_places, na_rep=""))
     print("\n== time per method (sums over its cells) ==")
     print(per_method(table).to_string(float_format=lambda v: f"{v:.1f}"))
     plot(table, out / "paper_images.png")

@@ -19,6 +19,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pandas as pd
@@ -40,10 +41,19 @@ def per_method(table: pd.DataFrame) -> pd.DataFrame:
     return out.sort_values("wall_s", ascending=False)
 
 
-def run_suite(sources: str, profile: str, workers: int, out: Path) -> tuple[int, float]:
-    """``rdbench run --sources SOURCES --estimators all --codecs all`` into ``out``: (exit code, wall s)."""
-    command = [sys.executable, "-m", "rdbench", "run", "--sources", sources, "--estimators", "all"]
-    command += ["--codecs", "all", "--profile", profile, "--workers", str(workers), "--out", str(out), "--no-progress"]
+def run_suite(
+    sources: str,
+    profile: str,
+    workers: int,
+    out: Path,
+    estimators: str = "all",
+    codecs: str = "all",
+    extra: Sequence[str] = (),
+) -> tuple[int, float]:
+    """``rdbench run --sources SOURCES --estimators E --codecs C ... EXTRA`` into ``out``: (exit code, wall s)."""
+    command = [sys.executable, "-m", "rdbench", "run", "--sources", sources, "--estimators", estimators]
+    command += ["--codecs", codecs, "--profile", profile, "--workers", str(workers), "--out", str(out), "--no-progress"]
+    command += list(extra)
     print("$", " ".join(command[2:]))
     t0 = time.perf_counter()
     code = subprocess.run(command, check=False).returncode

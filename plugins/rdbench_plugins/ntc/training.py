@@ -191,8 +191,9 @@ def calibrate_gain(model: NTCModel, val_x: torch.Tensor, distortion: TorchForm, 
         x_hat = model.synthesis(torch.round(y * gain) / gain).reshape(val_x.shape)
         return float(distortion(val_x, x_hat).mean())
 
-    lo, hi = math.log(1 / GAIN_RANGE), math.log(GAIN_RANGE)
-    best, best_error = 0.0, abs(mean_distortion(1.0) / target - 1)
+    d = mean_distortion(1.0)
+    best, best_error = 0.0, abs(d / target - 1)
+    lo, hi = (0.0, math.log(GAIN_RANGE)) if d > target else (math.log(1 / GAIN_RANGE), 0.0)
     for _ in range(40):
         if best_error <= GAIN_TOLERANCE:
             break

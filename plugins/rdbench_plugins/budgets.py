@@ -9,10 +9,21 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-#: NERD's ``max_steps`` / ``m_train_max`` by generator kind: a conv generator step costs
-#: several FC ones at the same M, so images get fewer steps and smaller batches (M = 4096
-#: suits rates up to log2(M) minus the read-out's 6-bit margin).
-NERD_BUDGETS = {"fc": {"max_steps": 4000, "m_train_max": 16384}, "conv": {"max_steps": 600, "m_train_max": 4096}}
+#: NERD's schedule and generator by generator kind (see :func:`nerd_kind`): a conv generator
+#: step costs several FC ones at the same M, so images get fewer steps and smaller batches
+#: (M = 4096 suits rates up to log2(M) minus the read-out's 6-bit margin). Images larger than
+#: :data:`LARGE_IMAGE_PIXELS` (28 x 28 MNIST) get half the conv channels, M <= 2048 and a
+#: schedule that can reach its plateaus within max_steps (window 25, two lr drops: 300 steps
+#: at the least, where 50 and 4 need 650): ``benchmarks/paper_images.py`` prints what it reaches.
+#: The 8 x 8 ``conv`` budget keeps 50 and 4 although 600 steps end before its last plateau:
+#: on digits the short schedule stopped at its plateaus early, with a worse estimate.
+NERD_BUDGETS = {
+    "fc": {"max_steps": 4000, "m_train_max": 16384, "channels": None, "window": 50, "lr_drops": 4},
+    "conv": {"max_steps": 600, "m_train_max": 4096, "channels": 32, "window": 50, "lr_drops": 4},
+    "conv-large": {"max_steps": 600, "m_train_max": 2048, "channels": 16, "window": 25, "lr_drops": 2},
+}
+#: Images with more pixels (H x W) than this take NERD's ``conv-large`` budget.
+LARGE_IMAGE_PIXELS = 256
 #: NTC's and block-NTC's step counts by the kind of realization, and the share of the main
 #: steps a warm-started fit along a curve trains (images keep all: their small budget does
 #: not move a model across the large rate steps of an image curve in fewer).
@@ -32,9 +43,16 @@ def with_budget(settings: Mapping[str, Any], budget: Mapping[str, int]) -> dict[
     return {k: (budget[k] if v is None and k in budget else v) for k, v in settings.items()}
 
 
+def nerd_kind(shape: tuple[int, ...]) -> str:
+    """The key of :data:`NERD_BUDGETS` for realizations of ``shape``."""
+    if not is_image(shape):
+        return "fc"
+    return "conv-large" if shape[1] * shape[2] > LARGE_IMAGE_PIXELS else "conv"
+
+
 def resolve_nerd(settings: Mapping[str, Any], source: Any) -> dict[str, Any]:
     """NERD's settings with the budget of its generator kind filled in."""
-    return with_budget(settings, NERD_BUDGETS["conv" if is_image(tuple(source.shape)) else "fc"])
+    return with_budget(settings, NERD_BUDGETS[nerd_kind(tuple(source.shape))])
 
 
 def resolve_ntc(settings: Mapping[str, Any], source: Any) -> dict[str, Any]:

@@ -32,7 +32,7 @@ from rdbench.distortion import flatten
 from rdbench.interfaces import Estimator, RDPoint, Source
 from rdbench.targets import Target, highest_rate_first
 from rdbench.units import to_bits, to_nats
-from rdbench_plugins.budgets import NERD_BUDGETS, with_budget
+from rdbench_plugins.budgets import NERD_BUDGETS, nerd_kind, with_budget
 from rdbench_plugins.nerd.generators import ConvGenerator, FCGenerator, build_generator, generator_config
 from rdbench_plugins.nerd.readout import ReadoutSettings, read_out
 from rdbench_plugins.nerd.storage import generator_bytes
@@ -51,9 +51,9 @@ class NERD(Estimator):
     latent_dim, hidden, channels: the generator (:func:`.generators.generator_config`).
     lr, warm_lr: Adam's first learning rate, cold and warm-started. window, patience,
     tol_bits, lr_drops, anneal_steps, max_steps, pairs, m_train_max: the training schedule
-    and batches (:class:`.train.TrainSettings`); max_steps and m_train_max left at None take
-    the generator kind's budget (:data:`rdbench_plugins.budgets.NERD_BUDGETS`; the runner
-    fills them in at plan time). n_eval, n_eval_coarse, m_eval_max: the read-out's
+    and batches (:class:`.train.TrainSettings`); max_steps, m_train_max, channels, window
+    and lr_drops left at None take the budget of the source's kind
+    (:data:`rdbench_plugins.budgets.NERD_BUDGETS`; the runner fills them in at plan time). n_eval, n_eval_coarse, m_eval_max: the read-out's
     sample sizes (:class:`.readout.ReadoutSettings`).
     """
 
@@ -66,10 +66,10 @@ class NERD(Estimator):
         channels: int | None = None,
         lr: float = 3e-3,
         warm_lr: float = 1e-3,
-        window: int = 50,
+        window: int | None = None,
         patience: int = 2,
         tol_bits: float = 0.003,
-        lr_drops: int = 4,
+        lr_drops: int | None = None,
         anneal_steps: int = 150,
         max_steps: int | None = None,
         pairs: int = 2**20,
@@ -85,14 +85,18 @@ class NERD(Estimator):
         self.architecture = {"latent_dim": latent_dim, "hidden": hidden, "channels": channels}
         self.train_settings = TrainSettings(
             lr=float(lr),
-            window=int(window),
             patience=int(patience),
             tol_bits=float(tol_bits),
-            lr_drops=int(lr_drops),
             anneal_steps=int(anneal_steps),
             pairs=int(pairs),
         )
-        self.budget = {"max_steps": max_steps, "m_train_max": m_train_max}
+        self.budget = {
+            "max_steps": max_steps,
+            "m_train_max": m_train_max,
+            "channels": channels,
+            "window": window,
+            "lr_drops": lr_drops,
+        }
         self.warm_settings = dataclasses.replace(self.train_settings, lr=float(warm_lr))
         self.readout_settings = ReadoutSettings(
             n_fine=int(n_eval),
@@ -112,9 +116,14 @@ class NERD(Estimator):
         source.distortion.require_differentiable("nerd")
         pairwise = source.distortion.torch_pairwise
         resolved = [t if t.distortion is not None or t.kind == "slope" else t.resolve(source) for t in targets]
-        config = generator_config(source.shape, **self.architecture)
-        limits = with_budget(self.budget, NERD_BUDGETS[config["kind"]])
-        budget = {"max_steps": limits["max_steps"], "m_max": limits["m_train_max"]}
+        limits = with_budget(self.budget, NERD_BUDGETS[nerd_kind(tuple(source.shape))])
+        config = generator_config(source.shape, **{**self.architecture, "channels": limits["channels"]})
+        budget = {
+            "max_steps": limits["max_steps"],
+            "m_max": limits["m_train_max"],
+            "window": limits["window"],
+            "lr_drops": limits["lr_drops"],
+        }
         train_settings = dataclasses.replace(self.train_settings, **budget)
         warm_settings = dataclasses.replace(self.warm_settings, **budget)
         pool = self._samples(source, self.n_train, seed, "train")

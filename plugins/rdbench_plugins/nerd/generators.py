@@ -33,8 +33,8 @@ def generator_config(
     """The config of the generator for realizations of ``shape``: ``fc`` for () and (m,), ``conv`` for (C, H, W).
 
     latent_dim: defaults to m (fc) or 128 (conv). hidden: fc width, defaults to m.
-    channels: c_d of the conv generator; defaults to 32 (the paper's) at every size (on 8 x 8
-    digits c_d = 8 was measured 1.1 bits worse at D/D_max = 0.4 after 600 steps).
+    channels: c_d of the conv generator; defaults to 32 (the paper's; NERD's budgets choose it
+    by image size, :data:`rdbench_plugins.budgets.NERD_BUDGETS`).
     """
     shape = [int(s) for s in shape]
     if len(shape) <= 1:

@@ -53,8 +53,9 @@ class NERD(Estimator):
     tol_bits, lr_drops, anneal_steps, max_steps, pairs, m_train_max: the training schedule
     and batches (:class:`.train.TrainSettings`); max_steps, m_train_max, channels, window
     and lr_drops left at None take the budget of the source's kind
-    (:data:`rdbench_plugins.budgets.NERD_BUDGETS`; the runner fills them in at plan time). n_eval, n_eval_coarse, m_eval_max: the read-out's
-    sample sizes (:class:`.readout.ReadoutSettings`).
+    (:data:`rdbench_plugins.budgets.NERD_BUDGETS`; the runner fills them in at plan time).
+    n_eval, n_eval_coarse, m_eval_max: the read-out's sample sizes
+    (:class:`.readout.ReadoutSettings`).
     """
 
     def __init__(

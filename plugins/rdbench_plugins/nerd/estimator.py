@@ -83,7 +83,7 @@ class NERD(Estimator):
         if self.device.type == "cuda" and not torch.cuda.is_available():
             raise ValueError(f"nerd: device {device!r} was requested but CUDA is not available")
         self.n_train = int(n_train)
-        self.architecture = {"latent_dim": latent_dim, "hidden": hidden, "channels": channels}
+        self.architecture = {"latent_dim": latent_dim, "hidden": hidden}
         self.train_settings = TrainSettings(
             lr=float(lr),
             patience=int(patience),
@@ -118,7 +118,7 @@ class NERD(Estimator):
         pairwise = source.distortion.torch_pairwise
         resolved = [t if t.distortion is not None or t.kind == "slope" else t.resolve(source) for t in targets]
         limits = with_budget(self.budget, NERD_BUDGETS[nerd_kind(tuple(source.shape))])
-        config = generator_config(source.shape, **{**self.architecture, "channels": limits["channels"]})
+        config = generator_config(source.shape, **self.architecture, channels=limits["channels"])
         budget = {
             "max_steps": limits["max_steps"],
             "m_max": limits["m_train_max"],

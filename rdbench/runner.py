@@ -8,6 +8,7 @@ that fails is recorded and the run goes on.
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import time
@@ -156,6 +157,7 @@ def plan(
                             n_test=n_test,
                             rdbench_code=rdbench_code,
                             profile=profile,
+                            size=math.prod(source.shape),
                         )
                     )
     if not specs:
@@ -203,8 +205,11 @@ def execute(
     """Run the cells of ``specs`` not already done in ``store``; store each as it finishes."""
     t0 = time.perf_counter()
     unique = list({s.cell_id: s for s in specs}.values())
-    # estimators first, and a cell that reads another's (NERD-RCC reads nerd's) starts after it
-    todo = sorted((s for s in unique if not _done(store, s.cell_id)), key=lambda s: s.method_kind != "estimator")
+    # estimators first, larger realizations (the longest cells) first within each kind, and a
+    # cell that reads another's (NERD-RCC reads nerd's) starts after it
+    todo = sorted(
+        (s for s in unique if not _done(store, s.cell_id)), key=lambda s: (s.method_kind != "estimator", -s.size)
+    )
     summary = RunSummary(planned=len(unique), skipped=len(unique) - len(todo))
     bar = tqdm(
         total=len(todo),

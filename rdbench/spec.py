@@ -42,6 +42,8 @@ class CellSpec:
     rdbench_code, source_code, method_code: fingerprints of the code (:func:`code_fingerprint`).
     files: ``"source.KEY"`` / ``"method.KEY"`` -> SHA-256 of the file that setting names.
     profile: informational (the settings hold its effect).
+    size: informational: elements per realization (the runner starts cells of larger
+    realizations first, as they take longest).
     """
 
     source: str
@@ -59,10 +61,12 @@ class CellSpec:
     method_code: str = ""
     files: dict[str, str] = field(default_factory=dict)
     profile: str = field(default="default", compare=False)
+    size: int = field(default=0, compare=False)
 
     def identity(self) -> dict[str, Any]:
         spec = asdict(self)
         spec.pop("profile")
+        spec.pop("size")
         spec["targets"] = list(self.targets)
         if self.method_kind != "codec":
             spec.pop("n_test")

@@ -358,7 +358,7 @@ def test_block_ntc_beats_every_one_shot_code_at_low_rate():
     bound (real bitstream, held-out data)."""
     src = Signs()
     settings = dict(
-        steps=1500, finetune_steps=100, density_steps=200, n_train=2048, n_val=1024, batch_size=128, hidden=32
+        steps=1500, finetune_steps=100, density_steps=200, n_train=2048, n_val=1024, batch_size=1024, hidden=32
     )
     codec = fitted(BlockNTC(block_size=8, calibration_rounds=2, **settings), src, "D=0.875")
     x = src.sample(4000, 1, "test")

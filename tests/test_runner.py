@@ -196,6 +196,26 @@ def test_a_cell_that_reads_another_starts_after_it(toy_plugins, tmp_path, execut
     assert derived["started_at"] >= ok["finished_at"]
 
 
+class _Recording(SerialExecutor):
+    def run(self, specs, timeout, out=None, after=None):
+        self.order = [(s.method_kind, s.size) for s in specs]
+        yield from super().run(specs, timeout, out, after)
+
+
+def test_cells_of_larger_realizations_start_first_estimators_before_codecs(toy_plugins, tmp_path):
+    """The longest cells start first (a long one started last would hold the run's end);
+    ``size`` (elements per realization) schedules but is not part of a cell's identity."""
+    registry = get_registry()
+    sources = [registry.get("source", name) for name in ("toy-uniform", "gaussian-m20")]
+    specs = plan(registry, sources, [registry.get("codec", "toy-quantizer"), registry.get("estimator", "toy-ok")])
+    assert {s.size for s in specs} == {2, 20}
+    executor = _Recording()
+    assert execute(specs, ResultStore(tmp_path), executor, timeout=None, progress=False).ok
+    assert executor.order == sorted(executor.order, key=lambda kind_size: (kind_size[0] != "estimator", -kind_size[1]))
+    assert executor.order[0] == ("estimator", 20) and executor.order[-1] == ("codec", 2)
+    assert _spec(size=7).cell_id == _spec().cell_id
+
+
 def test_run_resume_and_rerun_compute_nothing_twice(toy_plugins, tmp_path):
     out = tmp_path / "out"
     args = [

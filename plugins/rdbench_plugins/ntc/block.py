@@ -101,15 +101,17 @@ class _BlockTrainer(NTC):
 
 
 class BlockNTC(Codec):
-    """NTC on blocks of ``block_size`` realizations; other settings as :class:`~.codec.NTC`
-    (n_train, n_val and batch_size count blocks). One stream per evaluation set: a varint
-    with the number of zero realizations padding the last block, then the NTC message."""
+    """NTC on blocks of ``block_size`` realizations; other settings as :class:`~.codec.NTC`.
+    n_train and n_val count blocks; batch_size counts realizations (a step trains on
+    batch_size // B blocks), so a step sees as many realizations as an ``ntc`` step and costs
+    about as much. One stream per evaluation set: a varint with the number of zero
+    realizations padding the last block, then the NTC message."""
 
     coding = "stream"
 
-    def __init__(self, block_size: int = 4, **settings: Any) -> None:
+    def __init__(self, block_size: int = 4, batch_size: int = 256, **settings: Any) -> None:
         self.block_size = block_size
-        self.ntc = _BlockTrainer(**settings)
+        self.ntc = _BlockTrainer(batch_size=max(1, int(batch_size) // block_size), **settings)
         self.blocks: BlockSource | None = None
         self.stats: dict[str, Any] = {}
 

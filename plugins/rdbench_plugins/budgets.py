@@ -15,12 +15,22 @@ from typing import Any
 #: :data:`LARGE_IMAGE_PIXELS` (28 x 28 MNIST) get half the conv channels, M <= 2048 and a
 #: schedule that can reach its plateaus within max_steps (window 25, two lr drops: 300 steps
 #: at the least, where 50 and 4 need 650): ``benchmarks/paper_images.py`` prints what it reaches.
+#: ``pairs`` (B x M distances a step) is 2^19 for the FC generator, whose step cost is the
+#: distances (``benchmarks/nerd_accuracy.py`` prints the same errors as at 2^20), and 2^20 for
+#: conv ones, whose cost is the generator's M draws (halving B would save little).
 #: The 8 x 8 ``conv`` budget keeps 50 and 4 although 600 steps end before its last plateau:
 #: on digits the short schedule stopped at its plateaus early, with a worse estimate.
 NERD_BUDGETS = {
-    "fc": {"max_steps": 4000, "m_train_max": 16384, "channels": None, "window": 50, "lr_drops": 4},
-    "conv": {"max_steps": 600, "m_train_max": 4096, "channels": 32, "window": 50, "lr_drops": 4},
-    "conv-large": {"max_steps": 600, "m_train_max": 2048, "channels": 16, "window": 25, "lr_drops": 2},
+    "fc": {"max_steps": 4000, "m_train_max": 16384, "pairs": 2**19, "channels": None, "window": 50, "lr_drops": 4},
+    "conv": {"max_steps": 600, "m_train_max": 4096, "pairs": 2**20, "channels": 32, "window": 50, "lr_drops": 4},
+    "conv-large": {
+        "max_steps": 600,
+        "m_train_max": 2048,
+        "pairs": 2**20,
+        "channels": 16,
+        "window": 25,
+        "lr_drops": 2,
+    },
 }
 #: Images with more pixels (H x W) than this take NERD's ``conv-large`` budget.
 LARGE_IMAGE_PIXELS = 256

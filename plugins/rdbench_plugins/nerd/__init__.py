@@ -39,7 +39,7 @@ def rdbench_estimators() -> list[EstimatorRecord]:
                 "lr_drops": None,
                 "anneal_steps": 150,
                 "max_steps": None,
-                "pairs": 2**20,
+                "pairs": None,
                 "m_train_max": None,
                 "n_eval": 4096,
                 "n_eval_coarse": 131072,
@@ -70,6 +70,7 @@ def rdbench_estimators() -> list[EstimatorRecord]:
                 },
                 "paper": {
                     "max_steps": 10000,
+                    "pairs": 2**20,
                     "m_train_max": 40000,
                     "n_eval": 8192,
                     "n_eval_coarse": 2**18,

@@ -51,7 +51,7 @@ class NERD(Estimator):
     latent_dim, hidden, channels: the generator (:func:`.generators.generator_config`).
     lr, warm_lr: Adam's first learning rate, cold and warm-started. window, patience,
     tol_bits, lr_drops, anneal_steps, max_steps, pairs, m_train_max: the training schedule
-    and batches (:class:`.train.TrainSettings`); max_steps, m_train_max, channels, window
+    and batches (:class:`.train.TrainSettings`); max_steps, m_train_max, pairs, channels, window
     and lr_drops left at None take the budget of the source's kind
     (:data:`rdbench_plugins.budgets.NERD_BUDGETS`; the runner fills them in at plan time).
     n_eval, n_eval_coarse, m_eval_max: the read-out's sample sizes
@@ -73,7 +73,7 @@ class NERD(Estimator):
         lr_drops: int | None = None,
         anneal_steps: int = 150,
         max_steps: int | None = None,
-        pairs: int = 2**20,
+        pairs: int | None = None,
         m_train_max: int | None = None,
         n_eval: int = 4096,
         n_eval_coarse: int = 131072,
@@ -89,11 +89,11 @@ class NERD(Estimator):
             patience=int(patience),
             tol_bits=float(tol_bits),
             anneal_steps=int(anneal_steps),
-            pairs=int(pairs),
         )
         self.budget = {
             "max_steps": max_steps,
             "m_train_max": m_train_max,
+            "pairs": pairs,
             "channels": channels,
             "window": window,
             "lr_drops": lr_drops,
@@ -122,6 +122,7 @@ class NERD(Estimator):
         budget = {
             "max_steps": limits["max_steps"],
             "m_max": limits["m_train_max"],
+            "pairs": limits["pairs"],
             "window": limits["window"],
             "lr_drops": limits["lr_drops"],
         }

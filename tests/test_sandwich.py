@@ -106,6 +106,20 @@ def test_mode_search_finds_the_global_maximum_of_a_known_mixture():
     assert float(mode.log_value) == pytest.approx(math.log(2) - 0.25, abs=1e-12)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_log_mixture_at_a_steep_slope_matches_the_exact_log_sum_exp(dtype):
+    # At lam = 500 nearly every term is below exp(-87) of its row's largest (the CPU's slow
+    # exp path, avoided by raising them to exp(-70)): log c still matches torch.logsumexp in
+    # float64 to rounding (values down to about -600 nats).
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(512, 3, generator=g, dtype=torch.float64)
+    log_w = torch.randn(512, generator=g, dtype=torch.float64)
+    y = torch.randn(300, 3, generator=g, dtype=torch.float64)
+    exact = torch.logsumexp(log_w - 500.0 * torch.cdist(y, x).square(), -1)
+    value = log_mixture(y.to(dtype), x.to(dtype), log_w.to(dtype), 500.0).double()
+    assert torch.allclose(value, exact, rtol=1e-11 if dtype == torch.float64 else 1e-3, atol=1e-11)
+
+
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_mode_search_beats_a_fine_grid_on_random_mixtures(seed):
     g = torch.Generator().manual_seed(seed)

@@ -21,8 +21,8 @@ safeguarded by bisection. At any beta the channel's rate is
 
 Exponentials are taken relative to each row's nearest reproduction, exp(beta (d_ij - min_j d_ij))
 in [0, 1], so nothing overflows or loses the row however large the distances (terms below
-exp(-70) relative to the largest are dropped); the sums over reproductions and every per-row
-statistic are float64 whatever the dtype of ``d``.
+exp(-70) relative to the largest are raised to it: :mod:`rdbench_plugins._logdomain`); the sums
+over reproductions and every per-row statistic are float64 whatever the dtype of ``d``.
 
 With ``log_weights`` (M,) (ln w_j, sum_j w_j = 1) the uniform 1/M becomes w_j:
 lme_i = log sum_j w_j exp(beta d_ij), w_ij proportional to w_j exp(beta d_ij), and the rate
@@ -37,7 +37,8 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 import torch
-from torch import nn
+
+from rdbench_plugins._logdomain import floor_exponents_
 
 #: A distortion measure's pairwise torch form (``Distortion.torch_pairwise``): x (n, k), y (M, k) -> (n, M).
 Pairwise = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
@@ -47,9 +48,6 @@ MAX_LOG_STEP = 2.0
 BRACKET_TOL = 1e-10
 #: |beta| stays within these multiples of 1 / scale (scale: a typical distance, e.g. D(0)).
 BETA_RANGE = (1e-12, 1e8)
-#: Terms exp(beta (d_ij - min_j d_ij)) below exp(this) are dropped (relative weight < 4e-31);
-#: computing them would produce float32 subnormals, which are an order of magnitude slower.
-NEGLIGIBLE_EXPONENT = -70.0
 
 P = TypeVar("P")
 
@@ -111,8 +109,7 @@ def channel_stats(
         top = w.amax(-1, keepdim=True)
         w.sub_(top)
         offset = top.squeeze(-1).to(torch.float64) + top_weight
-    nn.functional.threshold_(w, NEGLIGIBLE_EXPONENT, -math.inf)  # exactly 0: no slow subnormals
-    w.exp_()  # in [0, 1]; 1 at the row's largest term
+    floor_exponents_(w).exp_()  # in [0, 1]; 1 at the row's largest term
     total = w.sum(-1, dtype=torch.float64)  # >= 1
     w.div_(total.to(d.dtype)[..., None])
     m1 = torch.linalg.vecdot(w, shifted).to(torch.float64)

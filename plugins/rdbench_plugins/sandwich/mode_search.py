@@ -10,7 +10,9 @@ Climbing from every centroid is the exhaustive search the lower bound uses at ev
 training may climb only from the ``starts`` centroids where c is largest.
 
 Everything is in the log domain: log c(y) = logsumexp_i(log_weights_i - lam ||x_i - y||^2)
-(nats, not normalized by k). lam is in nats per unit of squared distance.
+(nats, not normalized by k), its terms below exp(-70) of the largest raised to it
+(:mod:`rdbench_plugins._logdomain`: no slow subnormals; c can only grow, so the lower bound
+stays valid). lam is in nats per unit of squared distance.
 
 Double-precision searches climb in two stages (:func:`mean_shift`): in single precision, about
 the centroids' mean, to a coarse tolerance (most of the iterations, at half the cost each;
@@ -25,6 +27,8 @@ import math
 from dataclasses import dataclass
 
 import torch
+
+from rdbench_plugins._logdomain import floor_exponents_
 
 #: Largest over-relaxation factor of a mean-shift step.
 _MAX_RELAXATION = 2.0**20
@@ -60,7 +64,8 @@ class _Mixture:
 
     def log_value(self, y: torch.Tensor) -> torch.Tensor:
         """log c(y): (n, dims) -> (n,), nats."""
-        return torch.cat([torch.logsumexp(self._logits(rows), -1) for rows in y.split(_ROWS)])
+        parts = [self._terms(rows) for rows in y.split(_ROWS)]
+        return torch.cat([top + p.sum(-1).log() for top, p in parts])
 
     def value_and_mean(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(log c(y) (n,), m(y) (n, dims)) for y (n, dims)."""
@@ -69,12 +74,16 @@ class _Mixture:
         parts = [self._value_and_mean(rows) for rows in y.split(_ROWS)]
         return torch.cat([v for v, _ in parts]), torch.cat([m for _, m in parts])
 
-    def _value_and_mean(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def _terms(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(the largest logit of each row (n,), the terms exp(logit - largest) (n, k))."""
         logits = self._logits(y)
         top = logits.amax(-1, keepdim=True)
-        p = logits.sub_(top).exp_()
+        return top.squeeze(-1), floor_exponents_(logits.sub_(top)).exp_()
+
+    def _value_and_mean(self, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        top, p = self._terms(y)
         total = p.sum(-1)
-        return top.squeeze(-1) + total.log(), (p @ self.x) / total[:, None]
+        return top + total.log(), (p @ self.x) / total[:, None]
 
 
 def log_mixture(y: torch.Tensor, x: torch.Tensor, log_weights: torch.Tensor, lam: float) -> torch.Tensor:

@@ -28,7 +28,7 @@ FORMAT = "rdbench-nerd-generator/1"
 def generator_bytes(generator: nn.Module, config: dict[str, Any], beta: float) -> bytes:
     """The file contents for ``generator`` (built from ``config``) and its slope beta* (nats)."""
     buffer = io.BytesIO()
-    state = {name: tensor.detach().cpu() for name, tensor in generator.state_dict().items()}
+    state = {name: tensor.detach().cpu().clone() for name, tensor in generator.state_dict().items()}
     torch.save({"format": FORMAT, "config": config, "beta": float(beta), "state_dict": state}, buffer)
     return buffer.getvalue()
 

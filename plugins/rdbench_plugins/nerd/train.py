@@ -188,7 +188,7 @@ class Trainer:
                 beta_t, weights = self._slope(d.detach(), None, beta_t)
             betas.append(float(beta_t))
             loss = -(beta_t.to(d.dtype) / len(x)) * (weights * d).sum()
-            optimizer.zero_grad(set_to_none=True)
+            optimizer.zero_grad()
             loss.backward()
             optimizer.step()
             average.update_parameters(self.generator)

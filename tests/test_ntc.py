@@ -23,7 +23,8 @@ from rdbench_plugins.ntc.block import BlockNTC, BlockSource  # noqa: E402
 from rdbench_plugins.ntc.codec import NTC, WARM_RULE  # noqa: E402
 from rdbench_plugins.ntc.density import FactorizedDensity  # noqa: E402
 from rdbench_plugins.ntc.ecsq import ecsq_rate  # noqa: E402
-from rdbench_plugins.ntc.training import WARMUP_DENSITY_STEPS, train  # noqa: E402
+from rdbench_plugins.ntc.model import NTCModel  # noqa: E402
+from rdbench_plugins.ntc.training import GAIN_RANGE, GAIN_TOLERANCE, WARMUP_DENSITY_STEPS, calibrate_gain, train  # noqa: E402
 
 FAST = dict(
     steps=120, finetune_steps=30, density_steps=60, n_train=1024, n_val=256, batch_size=64, calibration_rounds=1
@@ -367,3 +368,30 @@ def test_block_ntc_beats_every_one_shot_code_at_low_rate():
     rate = 8 * len(message) / len(x)
     assert distortion == pytest.approx(0.875, rel=0.03)
     assert rate < one_shot_bits(distortion, src.noise) - 0.05, (rate, distortion)
+
+
+def test_calibrate_gain_meets_the_target_in_few_trials_or_keeps_the_range_end():
+    """The quantizer gain of an (untrained, near-linear) NTC on a 2-d Gaussian: the mean
+    distortion with hard rounding at the chosen gain is within GAIN_TOLERANCE of the target,
+    recomputed independently, in at most 8 synthesis trials (log D is nearly linear in
+    log gain; a bisection of [0, log 2] needs about 10); a target beyond what gain 1/2 reaches
+    keeps 1/2."""
+    torch.manual_seed(0)
+    model = NTCModel((2,), None, None, step=0.5)
+    x = torch.randn(20_000, 2, generator=torch.Generator().manual_seed(1))
+    distortion = SquaredError().torch_elementwise
+
+    def mean_d() -> float:
+        return float(distortion(x, model.synthesize(model.quantize(x))).mean())
+
+    d1 = mean_d()
+    trials = []
+    synthesis = model.synthesis.forward
+    model.synthesis.forward = lambda y: (trials.append(1), synthesis(y))[1]
+    for factor in (1.6, 0.55):
+        trials.clear()
+        gain = calibrate_gain(model, x, distortion, d1 * factor)
+        assert (gain < 1) == (factor > 1)
+        assert abs(mean_d() / (d1 * factor) - 1) <= GAIN_TOLERANCE, factor
+        assert len(trials) <= 8, (factor, len(trials))
+    assert calibrate_gain(model, x, distortion, d1 * 100) == pytest.approx(1 / GAIN_RANGE)

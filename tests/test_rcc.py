@@ -458,7 +458,7 @@ def test_nerd_rcc_searches_n_candidates_and_codes_at_most_max_test(nerd_point, g
     for name in ("pfr-nerd", "orc-nerd"):
         record = get_registry().get("codec", name).record
         assert record.settings("default", {})["exact"] is False
-        assert [record.settings(p, {})["max_test"] for p in ("smoke", "default", "paper")] == [100, 200, None]
+        assert [record.settings(p, {})["max_test"] for p in ("smoke", "default", "paper")] == [50, 200, None]
 
 
 def _in_subprocess_nerd(settings: dict) -> list:

@@ -63,7 +63,7 @@ def rdbench_estimators() -> list[EstimatorRecord]:
                     "window": 25,
                     "max_steps": 150,
                     "pairs": 2**16,
-                    "m_train_max": 4096,
+                    "m_train_max": 512,
                     "n_eval": 512,
                     "n_eval_coarse": 4096,
                     "m_eval_max": 4096,

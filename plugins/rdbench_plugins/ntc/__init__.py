@@ -53,7 +53,7 @@ _PROFILES = {
         "density_steps": 100,
         "n_train": 2048,
         "n_val": 1024,
-        "batch_size": 128,
+        "batch_size": 64,
         "calibration_rounds": 1,
     },
     "default": {},

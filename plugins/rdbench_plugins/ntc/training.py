@@ -180,31 +180,42 @@ def calibrate_gain(model: NTCModel, val_x: torch.Tensor, distortion: TorchForm, 
     """Set ``model.gain`` so that the mean distortion on ``val_x`` with hard rounding is
     ``target`` (within GAIN_TOLERANCE), and return it.
 
-    The distortion falls as the gain grows (finer cells), so a bisection on log(gain) over
-    [1 / GAIN_RANGE, GAIN_RANGE] finds it; a target outside what that range reaches keeps the
-    nearest end. The analysis runs once; each trial reruns only the synthesis.
+    The distortion falls as the gain grows (finer cells), about as gain^-2, so log(distortion)
+    is nearly linear in log(gain): regula falsi with the Illinois modification on log(gain),
+    bracketed by 0 and the end of [-log GAIN_RANGE, log GAIN_RANGE] on the target's side,
+    meets it in a few trials. A target outside what that range reaches keeps the nearest end.
+    The analysis runs once; each trial reruns only the synthesis.
     """
     model.eval()
     y = torch.cat([model.analysis(model._flat_input(c)) for c in val_x.split(8192)])
+    best = (math.inf, 0.0)  # (|D / target - 1|, log gain) of the best trial
 
-    def mean_distortion(gain: float) -> float:
-        x_hat = model.synthesis(torch.round(y * gain) / gain).reshape(val_x.shape)
-        return float(distortion(val_x, x_hat).mean())
+    def excess(u: float) -> float:
+        """log(D / target) at gain e^u (decreasing in u), recording the best trial."""
+        nonlocal best
+        x_hat = model.synthesis(torch.round(y * math.exp(u)) / math.exp(u)).reshape(val_x.shape)
+        d = float(distortion(val_x, x_hat).mean())
+        best = min(best, (abs(d / target - 1), u))
+        return math.log(max(d, 1e-300) / target)
 
-    d = mean_distortion(1.0)
-    best, best_error = 0.0, abs(d / target - 1)
-    lo, hi = (0.0, math.log(GAIN_RANGE)) if d > target else (math.log(1 / GAIN_RANGE), 0.0)
-    for _ in range(40):
-        if best_error <= GAIN_TOLERANCE:
-            break
-        mid = (lo + hi) / 2
-        d = mean_distortion(math.exp(mid))
-        if abs(d / target - 1) < best_error:
-            best, best_error = mid, abs(d / target - 1)
-        lo, hi = (mid, hi) if d > target else (lo, mid)
-    model.gain.fill_(math.exp(best))
+    a, fa = 0.0, excess(0.0)
+    if best[0] > GAIN_TOLERANCE:
+        b = math.log(GAIN_RANGE) if fa > 0 else -math.log(GAIN_RANGE)
+        fb = excess(b)
+        for _ in range(40):
+            if best[0] <= GAIN_TOLERANCE or fa * fb > 0:
+                break  # met, or the target lies beyond the range's end (the best trial is that end)
+            c = b - fb * (b - a) / (fb - fa)
+            fc = excess(c)
+            if fc * fb < 0:
+                a, fa = b, fb
+            else:  # the same end is kept: halve its value, so that it moves next time
+                fa /= 2
+            b, fb = c, fc
+    gain = math.exp(best[1])
+    model.gain.fill_(gain)
     model.train()
-    return math.exp(best)
+    return gain
 
 
 def fit_density(model: NTCModel, train_x: torch.Tensor, steps: int, lr: float = DENSITY_LR) -> None:

@@ -22,7 +22,9 @@ from rdbench.settings import choice, number, whole
 
 _FACTORY = "rdbench_plugins.rcc.codec:RCC"
 #: Test realizations NERD-RCC codes per profile (None: the runner's count).
-NERD_MAX_TEST = {"smoke": 100, "default": 200, "paper": None}
+NERD_MAX_TEST = {"smoke": 50, "default": 200, "paper": None}
+#: Training realizations whose selected indices fit the ``fitted`` index code, per profile.
+NERD_INDEX_PILOTS = {"smoke": 16, "default": 64, "paper": 64}
 #: The index searches (:mod:`.codebook`) and the channels (:mod:`.channels`).
 METHODS: tuple[str, ...] = ("pfr", "orc")
 CHANNELS: tuple[str, ...] = ("exact", "nerd")
@@ -35,6 +37,7 @@ _SEARCH = {
     "chunk_size": 2**14,
     "table_bits": None,
     "index_code": "zipf",
+    "index_pilots": 64,
 }
 _NERD = {
     "exact": False,
@@ -54,13 +57,17 @@ _CHECKS = {
     "table_bits": whole(minimum=1),
     "margin_bits": number(minimum=0),
     "index_code": choice("zipf", "fitted"),
+    "index_pilots": whole(minimum=1),
 }
 _NERD_CHECKS = {
     **_CHECKS,
     "generator_rate_bits": number(minimum=0),
     "nerd_profile": choice(*NERD_MAX_TEST),
 }
-_NERD_PROFILES = {profile: {"nerd_profile": profile, "max_test": n} for profile, n in NERD_MAX_TEST.items()}
+_NERD_PROFILES = {
+    profile: {"nerd_profile": profile, "max_test": n, "index_pilots": NERD_INDEX_PILOTS[profile]}
+    for profile, n in NERD_MAX_TEST.items()
+}
 
 
 @hookimpl

@@ -38,8 +38,6 @@ from rdbench_plugins.rcc.search import Selection, select
 
 #: Training realizations exact PFR tries in ``fit``: a majority capped fails the target.
 PILOT_REALIZATIONS = 15
-#: Training realizations whose selected indices fit ``index_code="fitted"``'s law.
-INDEX_PILOTS = 64
 #: Message numbers of those trials (apart from the numbers 0, 1, ... of coded messages).
 _PILOT_MESSAGES = 1 << 62
 
@@ -58,7 +56,7 @@ class RCC(Codec):
     table_bits: the Zipf index code's Huffman table has 2**table_bits entries (None: from C,
     see :mod:`.index_code`).
     index_code: ``zipf`` (the paper's, for any channel) or ``fitted`` (a law fitted to the
-    indices selected for INDEX_PILOTS training realizations; needs a fixed N).
+    indices selected for ``index_pilots`` training realizations; needs a fixed N).
     NERD channel only: nerd_profile (the ``nerd`` record's profile to train with, default
     ``default``), nerd (overrides of its settings) and device (NERD's training device, unless
     nerd names one); or generator (a path to a NERD ``generator.pt``, used instead of
@@ -80,6 +78,7 @@ class RCC(Codec):
         chunk_size: int = 2**14,
         table_bits: int | None = None,
         index_code: str = "zipf",
+        index_pilots: int = 64,
         nerd_profile: str | None = None,
         nerd: Mapping[str, Any] | None = None,
         device: str | None = None,
@@ -112,6 +111,7 @@ class RCC(Codec):
         if index_code == "fitted" and self.exact:
             raise ValueError("index_code='fitted' needs a fixed N: set exact=False or n_candidates")
         self.index_code = index_code
+        self.index_pilots = int(index_pilots)
         self.nerd_profile = nerd_profile or "default"
         self.nerd = {"device": device or "cpu", **(nerd or {})}
         self.generator = generator
@@ -150,13 +150,13 @@ class RCC(Codec):
         self._sent = self._received = 0  # messages encoded and decoded since fit
 
     def _index_code(self, source: Source, seed: int) -> IndexCode | FittedIndexCode:
-        """The Zipf code for C, or the law of the indices selected for INDEX_PILOTS training
+        """The Zipf code for C, or the law of the indices selected for ``index_pilots`` training
         realizations (``fitted``; their messages are numbered apart from coded ones)."""
         if self.index_code == "zipf":
             rate = self.channel.rate_bits
             return IndexCode(rate, default_table_bits(rate) if self.table_bits is None else self.table_bits)
         first = _PILOT_MESSAGES + PILOT_REALIZATIONS
-        pilots = source.sample(INDEX_PILOTS, seed, "train")
+        pilots = source.sample(self.index_pilots, seed, "train")
         return FittedIndexCode([self.search(x, first + i).index for i, x in enumerate(pilots)], self.codebook.limit)
 
     def _channels(self, source: Source, targets: Sequence[Target], seed: int) -> list[Channel]:

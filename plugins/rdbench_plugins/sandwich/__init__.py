@@ -62,7 +62,7 @@ def rdbench_estimators() -> list[EstimatorRecord]:
             },
             curve=True,
             profiles={
-                "smoke": {"steps": 400, "n_train": 4096, "n_val": 1024, "n_test": 4096, "hidden": 32},
+                "smoke": {"steps": 250, "n_train": 4096, "n_val": 1024, "n_test": 4096, "hidden": 32},
                 "paper": {"steps": 30_000, "batch_size": 512, "lr": 1e-3, "n_train": 200_000, "n_test": 100_000},
             },
         ),
@@ -112,8 +112,8 @@ def rdbench_estimators() -> list[EstimatorRecord]:
                     "k": 256,
                     "train_k": 256,
                     "n_train": 4096,
-                    "eval_batches": 20,
-                    "alpha_batches": 5,
+                    "eval_batches": 8,
+                    "alpha_batches": 2,
                 },
                 "paper": {
                     "steps": 10_000,

@@ -37,3 +37,11 @@ def test_flat_adam_follows_torch_adam_with_per_group_learning_rates():
     assert moved > 0.05  # training really moved the parameters
     for a, b in zip(ours.parameters(), theirs.parameters()):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_flat_adam_refuses_a_group_of_mixed_dtypes():
+    """One flat buffer per group: float32 and float64 parameters in one group would be cast
+    silently by the concatenation, so the group is refused with a message naming the fix."""
+    mixed = [torch.nn.Parameter(torch.zeros(2)), torch.nn.Parameter(torch.zeros(2, dtype=torch.float64))]
+    with pytest.raises(ValueError, match="mixes dtypes or devices"):
+        adam(mixed, lr=0.1)

@@ -62,6 +62,8 @@ class FlatAdam:
             seen.update(id(p) for p in params)
             if not params:
                 continue
+            if len({(p.dtype, p.device) for p in params}) > 1:
+                raise ValueError("adam: a parameter group mixes dtypes or devices; give each its own group")
             flat = nn.Parameter(torch.cat([p.detach().reshape(-1) for p in params]))
             flat.grad = torch.zeros_like(flat)
             offset = 0

@@ -193,7 +193,8 @@ def calibrate_gain(model: NTCModel, val_x: torch.Tensor, distortion: TorchForm, 
     def excess(u: float) -> float:
         """log(D / target) at gain e^u (decreasing in u), recording the best trial."""
         nonlocal best
-        x_hat = model.synthesis(torch.round(y * math.exp(u)) / math.exp(u)).reshape(val_x.shape)
+        gain = math.exp(u)
+        x_hat = model.synthesis(torch.round(y * gain) / gain).reshape(val_x.shape)
         d = float(distortion(val_x, x_hat).mean())
         best = min(best, (abs(d / target - 1), u))
         return math.log(max(d, 1e-300) / target)

@@ -23,8 +23,9 @@ from rdbench.settings import choice, number, whole
 _FACTORY = "rdbench_plugins.rcc.codec:RCC"
 #: Test realizations NERD-RCC codes per profile (None: the runner's count).
 NERD_MAX_TEST = {"smoke": 50, "default": 200, "paper": None}
-#: Training realizations whose selected indices fit the ``fitted`` index code, per profile.
-NERD_INDEX_PILOTS = {"smoke": 16, "default": 64, "paper": 64}
+#: Training realizations whose selected indices fit the ``fitted`` index code in ``smoke``
+#: (64, the default, elsewhere).
+SMOKE_INDEX_PILOTS = 16
 #: The index searches (:mod:`.codebook`) and the channels (:mod:`.channels`).
 METHODS: tuple[str, ...] = ("pfr", "orc")
 CHANNELS: tuple[str, ...] = ("exact", "nerd")
@@ -64,10 +65,8 @@ _NERD_CHECKS = {
     "generator_rate_bits": number(minimum=0),
     "nerd_profile": choice(*NERD_MAX_TEST),
 }
-_NERD_PROFILES = {
-    profile: {"nerd_profile": profile, "max_test": n, "index_pilots": NERD_INDEX_PILOTS[profile]}
-    for profile, n in NERD_MAX_TEST.items()
-}
+_NERD_PROFILES = {profile: {"nerd_profile": profile, "max_test": n} for profile, n in NERD_MAX_TEST.items()}
+_NERD_PROFILES["smoke"]["index_pilots"] = SMOKE_INDEX_PILOTS
 
 
 @hookimpl

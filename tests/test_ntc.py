@@ -309,6 +309,21 @@ def test_a_small_dataset_holds_out_images_the_training_never_sees():
     assert len(train_x) == 30 and len(val_x) == 8
 
 
+def test_density_fits_quantize_a_bounded_number_of_latents(monkeypatch):
+    """The density fits need a one-dimensional histogram per channel: they quantize the first
+    realizations holding DENSITY_SAMPLES latents per channel, not a whole large training set."""
+    from rdbench_plugins.ntc import training
+
+    monkeypatch.setattr(training, "DENSITY_SAMPLES", 1000)
+    model = NTCModel((1, 6, 6), None, None, 0.5)  # 2 x 2 latent positions per channel
+    sizes = []
+    quantize = model.quantize
+    monkeypatch.setattr(model, "quantize", lambda x: sizes.append(len(x)) or quantize(x))
+    x = torch.as_tensor(TinyImages().sample(3000, 0), dtype=torch.float32)
+    training.fit_density(model, x, steps=2)
+    assert sizes == [250]
+
+
 class Signs(Source):
     """X = +-1 (equiprobable) + N(0, 0.05^2): i.i.d. scalars, squared error, D_max ~ 1."""
 

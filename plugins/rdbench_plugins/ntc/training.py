@@ -45,6 +45,10 @@ GAIN_TOLERANCE = 0.002
 GAIN_RANGE = 2.0
 #: Full-batch density steps fitting the density to the initial model's rounded latents.
 WARMUP_DENSITY_STEPS = 200
+#: The density fits use the latents of at most this many samples per channel (the first
+#: training realizations that hold them): a one-dimensional histogram is as well known
+#: from these as from more, and quantizing a large training set of large blocks is slow.
+DENSITY_SAMPLES = 2**18
 #: With calibration, training starts at this multiple of the initial lambda and calibrates
 #: down: latents that collapsed to rate 0 at too small a lambda are a trap training does not
 #: leave, while a model with too much rate shrinks it readily.
@@ -220,11 +224,13 @@ def calibrate_gain(model: NTCModel, val_x: torch.Tensor, distortion: TorchForm, 
 
 
 def fit_density(model: NTCModel, train_x: torch.Tensor, steps: int, lr: float = DENSITY_LR) -> None:
-    """Maximum likelihood of the density on the rounded latents of ``train_x``: full-batch
-    Adam on each channel's histogram (distinct integers and their frequencies), so that
-    the coding tables match the latents the codec really codes."""
+    """Maximum likelihood of the density on the rounded latents of ``train_x`` (of its first
+    realizations, :data:`DENSITY_SAMPLES` latents per channel): full-batch Adam on each
+    channel's histogram (distinct integers and their frequencies), so that the coding tables
+    match the latents the codec really codes."""
     with torch.no_grad():
-        symbols = model.channels_first(model.quantize(train_x)).to(torch.float32)
+        symbols = model.channels_first(model.quantize(train_x[: -(-DENSITY_SAMPLES // model.positions)]))
+        symbols = symbols.to(torch.float32)
     rows = [torch.unique(row, return_counts=True) for row in symbols]
     width = max(values.numel() for values, _ in rows)
     values = torch.zeros(len(rows), width, device=symbols.device)

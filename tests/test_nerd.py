@@ -237,19 +237,35 @@ def test_conv_generator_starts_as_the_gaussian_it_is_initialised_with():
     assert torch.allclose(torch.cov(y.T), expected, atol=0.03 * float(expected.diagonal().max()))
 
 
-@pytest.mark.parametrize("shape, dense_layers", [((1, 8, 8), 2), ((3, 32, 32), 1)])
+@pytest.mark.parametrize("shape, dense_layers", [((1, 8, 8), 2), ((3, 32, 32), 1), ((1, 28, 28), 1)])
 def test_the_sampling_form_of_the_conv_generator_is_the_same_function(shape, dense_layers):
     """for_sampling turns the small-map transposed convolutions into dense layers (both at 8 x 8,
-    the first at 32 x 32 with c_d = 32) without changing the function: same outputs for
-    random weights, to float32 rounding."""
+    the first at 32 x 32 with c_d = 32) and the last one, to the image's channels, into its
+    polyphase form where a convolution is left, without changing the function: same outputs
+    for random weights, to float32 rounding."""
     generator = build_generator(generator_config(shape))
     with torch.no_grad():
         for p in generator.parameters():
             p.normal_(0.0, 0.05, generator=torch.Generator().manual_seed(p.numel()))
         fast = generator.for_sampling()
-        assert sum(isinstance(layer, torch.nn.Linear) for layer in fast.head) == dense_layers
+        assert sum(isinstance(layer, torch.nn.Linear) for layer in fast.head) == 1 + dense_layers  # the projection
+        assert [type(layer).__name__ for layer in fast.tail][-1:] == ([] if shape[1] == 8 else ["PolyphaseTranspose"])
         z = torch.randn(64, 128, generator=torch.Generator().manual_seed(0))
         assert torch.allclose(fast(z), generator(z), atol=1e-5)
+
+
+@pytest.mark.parametrize("channels_out, size", [(1, 16), (3, 7), (2, 1)])
+def test_the_polyphase_form_of_a_transposed_convolution_is_the_same_function(channels_out, size):
+    """PolyphaseTranspose (a 3 x 3 convolution to four phases and a pixel shuffle) computes the
+    kernel-4, stride-2 transposed convolution it replaces, on maps of any size."""
+    from rdbench_plugins.nerd.generators import PolyphaseTranspose
+
+    conv = torch.nn.ConvTranspose2d(5, channels_out, 4, 2, 1)
+    y = torch.randn(6, 5, size, size, generator=torch.Generator().manual_seed(1))
+    with torch.no_grad():
+        assert torch.allclose(PolyphaseTranspose(conv)(y), conv(y), atol=1e-5)
+    with pytest.raises(ValueError, match="kernel 4, stride 2"):
+        PolyphaseTranspose(torch.nn.ConvTranspose2d(5, 1, 3, 2, 1))
 
 
 def test_image_sources_get_the_convolutional_generator():

@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 #: Latent dimension of the convolutional generator (paper App. C).
 CONV_LATENT_DIM = 128
@@ -169,35 +170,70 @@ class SamplingConvGenerator(nn.Module):
 
     Each leading transposed convolution whose dense matrix has at most
     :attr:`DENSE_MAX_ENTRIES` entries becomes a Linear layer (its matrix is the convolution
-    applied to the identity basis), and the remaining convolutions run in channels-last
-    layout. Convolutions on maps of a few pixels waste most of their time in PyTorch's CPU
-    kernels: measured on one thread (c_d = 32, batches of 4096), 1 x 8 x 8: 59k -> 161k samples/s
-    (both stages dense); 1 x 32 x 32: 2.7k -> 3.8k samples/s (the first stage dense).
+    applied to the identity basis), the remaining convolutions run in channels-last layout,
+    those with at most :attr:`POLYPHASE_MAX_CHANNELS` output channels (the last, to the
+    image's) as a plain convolution to their four output phases (:class:`PolyphaseTranspose`),
+    and the ReLUs work in place. PyTorch's CPU kernels waste most of their time on
+    convolutions over maps of a few pixels and on transposed convolutions to few channels
+    (``benchmarks/rcc_images.py`` prints the samples per second of each form).
     """
 
     #: Largest dense matrix (entries; 8 MiB of float32) a transposed convolution becomes.
     DENSE_MAX_ENTRIES = 2**21
+    #: Transposed convolutions to at most this many channels become :class:`PolyphaseTranspose`.
+    POLYPHASE_MAX_CHANNELS = 4
 
     def __init__(self, generator: ConvGenerator) -> None:
         super().__init__()
         self.generator = generator
-        layers, shape = list(generator.upsample), generator.base
-        head: list[nn.Module] = [generator.project]
-        while layers and math.prod(shape) * math.prod(_output_shape(layers[0], shape)) <= self.DENSE_MAX_ENTRIES:
-            conv, layers = layers[0], layers[1:]
-            head.append(_dense(conv, shape))
+        convs, shape = [m for m in generator.upsample if isinstance(m, nn.ConvTranspose2d)], generator.base
+        head: list[nn.Module] = [generator.project[0], nn.ReLU(inplace=True)]
+        while convs and math.prod(shape) * math.prod(_output_shape(convs[0], shape)) <= self.DENSE_MAX_ENTRIES:
+            conv, convs = convs[0], convs[1:]
+            head += [_dense(conv, shape)] + ([nn.ReLU(inplace=True)] if convs else [])
             shape = _output_shape(conv, shape)
-            if layers:  # the ReLU after it
-                head.append(layers.pop(0))
+        tail: list[nn.Module] = []
+        for i, conv in enumerate(convs):
+            tail.append(PolyphaseTranspose(conv) if conv.out_channels <= self.POLYPHASE_MAX_CHANNELS else conv)
+            tail += [nn.ReLU(inplace=True)] if i < len(convs) - 1 else []
         self.head = nn.Sequential(*head)
         self.middle = shape
-        self.tail = nn.Sequential(*layers)
+        self.tail = nn.Sequential(*tail)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         y = self.head(z).view(-1, *self.middle)
         if len(self.tail):
             y = self.tail(y.contiguous(memory_format=torch.channels_last))
         return self.generator.finish(y, z)
+
+
+class PolyphaseTranspose(nn.Module):
+    """A ConvTranspose2d(kernel 4, stride 2, padding 1) as a 3 x 3 convolution (padding 1) to
+    its four output phases, interleaved by a pixel shuffle: the same function.
+
+    Output pixel 2m + a (per axis) takes input pixels m - 1 and m with kernel taps 3 and 1
+    (a = 0), or m and m + 1 with taps 2 and 0 (a = 1): a 3-tap window around m.
+    """
+
+    #: Phase a -> {window position u (input pixel m - 1 + u): kernel tap}.
+    TAPS = {0: {0: 3, 1: 1}, 1: {1: 2, 2: 0}}
+
+    def __init__(self, conv: nn.ConvTranspose2d) -> None:
+        super().__init__()
+        if (conv.kernel_size, conv.stride, conv.padding, conv.output_padding) != ((4, 4), (2, 2), (1, 1), (0, 0)):
+            raise ValueError("PolyphaseTranspose takes a transposed convolution of kernel 4, stride 2, padding 1")
+        w = conv.weight.detach()  # (in, out, 4, 4)
+        weight = w.new_zeros(conv.out_channels, 2, 2, conv.in_channels, 3, 3)  # (out, a, b, in, u, v)
+        for a, rows in self.TAPS.items():
+            for b, cols in self.TAPS.items():
+                for u, ku in rows.items():
+                    for v, kv in cols.items():
+                        weight[:, a, b, :, u, v] = w[:, :, ku, kv].T
+        self.register_buffer("weight", weight.reshape(4 * conv.out_channels, conv.in_channels, 3, 3))
+        self.register_buffer("bias", conv.bias.detach().repeat_interleave(4))
+
+    def forward(self, y: torch.Tensor) -> torch.Tensor:
+        return F.pixel_shuffle(F.conv2d(y, self.weight, self.bias, padding=1), 2)
 
 
 def _output_shape(conv: nn.ConvTranspose2d, shape: tuple[int, int, int]) -> tuple[int, int, int]:

@@ -78,17 +78,25 @@ def _measure_codec(codec: Codec, source: Source, seed: int, n_test: int) -> RDPo
             raise CellError(f"codec.encode must return bytes or rdbench.Bits, got {type(m).__name__}")
     if x_hat.shape != x.shape:
         raise CellError(f"decoded shape {x_hat.shape} differs from the input shape {x.shape}")
-    total_bits = sum(Bits.length(m) for m in messages)
+    lengths = np.array([Bits.length(m) for m in messages], dtype=np.float64)
+    distortions = np.asarray(source.distortion(x, x_hat), dtype=np.float64)
     details = {
         "coding": codec.coding,
         "n_test": n_test,
         "encode_seconds": t1 - t0,
         "decode_seconds": t2 - t1,
+        "distortion_stderr": standard_error(distortions),
+        **({"rate_stderr_bits": standard_error(lengths)} if codec.coding == "one-shot" else {}),
         **codec.details(),
     }
     return RDPoint(
-        rate_bits=total_bits / n_test,
-        distortion=float(np.mean(source.distortion(x, x_hat))),
+        rate_bits=float(lengths.sum()) / n_test,
+        distortion=float(np.mean(distortions)),
         bound="operational",
         details=details,
     )
+
+
+def standard_error(values: np.ndarray) -> float | None:
+    """The standard error of the mean of per-realization ``values`` (None for fewer than 2)."""
+    return float(np.std(values, ddof=1) / np.sqrt(values.size)) if values.size > 1 else None

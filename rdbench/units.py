@@ -39,5 +39,6 @@ DETAILS: dict[str, str] = {
     "warm_start": "whether the point started from the previous target's solution along a curve",
     "train_seconds": "wall seconds of training",
     "rate_stderr_bits": "standard error of a Monte-Carlo rate, bits per realization",
+    "distortion_stderr": "standard error of a Monte-Carlo distortion, per realization",
     "near_ceiling": "the rate is within the margin of the method's ceiling",
 }

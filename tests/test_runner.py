@@ -135,6 +135,46 @@ def test_a_finite_test_split_is_coded_each_realization_once():
     assert sorted(seen) == pytest.approx(list(np.arange(30.0) / 10 - 1.5))
 
 
+def test_codec_points_carry_the_standard_errors_of_their_test_means():
+    """distortion_stderr (and, for one message per realization, rate_stderr_bits) is the
+    standard error of the mean over the coded test realizations, computed here apart."""
+    from toy_plugin import FixedRateQuantizer
+
+    class OneShot(FixedRateQuantizer):
+        coding = "one-shot"
+
+        def encode(self, x):  # a message whose length varies with the realization
+            return super().encode(x) + bytes(int(abs(x[0]) * 4))
+
+        def decode(self, message):
+            return super().decode(message[:2])  # the header and the one component
+
+    source = get_registry().get("source", "gaussian").create({"variances": [1.0]})
+    codec = OneShot()
+    point = evaluate_codec(codec, source, Target.parse("D=0.1").resolve(source), seed=0, n_test=400)
+    x = source.sample(400, 0, "test")
+    d = source.distortion(x, np.stack([codec.decode(codec.encode(xi)) for xi in x]))
+    lengths = np.array([8 * len(codec.encode(xi)) for xi in x])
+    assert point.distortion == pytest.approx(d.mean(), rel=1e-12)
+    assert point.details["distortion_stderr"] == pytest.approx(d.std(ddof=1) / 20, rel=1e-12)
+    assert point.rate_bits == pytest.approx(lengths.mean(), rel=1e-12)
+    assert point.details["rate_stderr_bits"] == pytest.approx(lengths.std(ddof=1) / 20, rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    "miss, stderr, status",
+    [
+        (0.05, None, "off_target"),  # a codec 5 % off with no error bar: beyond its 3 %
+        (0.05, 0.015, "ok"),  # 5 % < 3 % + 2 x 1.5 %: the test set cannot tell it from noise
+        (0.07, 0.015, "off_target"),  # 7 % > 6 %
+        (-0.07, 0.015, "off_target"),  # either side
+    ],
+)
+def test_a_point_is_off_target_only_beyond_its_tolerance_and_two_standard_errors(miss, stderr, status):
+    row = {"method_kind": "codec", "converged": None, "target_distortion": 2.0, "distortion": 2.0 * (1 + miss)}
+    assert leaderboard.point_status(row, None if stderr is None else 2.0 * stderr) == status
+
+
 def test_a_cell_reads_back_the_runs_stored_estimator_cell(toy_plugins, tmp_path):
     """rdbench.cells.estimate inside a cell returns the run's stored cell of that estimator with
     the settings it asks for (same source, target, seed), and computes when the run has none

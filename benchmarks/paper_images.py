@@ -2,6 +2,7 @@
 
     python benchmarks/paper_images.py [--sources digits,mnist-5k] [--profile default]
         [--targets D/Dmax=0.4] [--set nerd.max_steps=300 ...] [--device cuda] [--workers 2] [--out DIR]
+        [--reuse leaderboards/default]
 
 Runs ``rdbench run`` with the paper's methods (paper Sec. VI and Figs. 1 and 13): NERD's
 curve, Blahut-Arimoto on the empirical distribution of the training images (the failure mode
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -142,8 +144,17 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--workers", type=int, default=2, help="parallel cells (default 2)")
     parser.add_argument("--out", default=None, help="output directory (default: a fresh temporary one)")
+    parser.add_argument(
+        "--reuse",
+        default=None,
+        help="a finished run's folder (e.g. leaderboards/default): its cells/ and artifacts/ are copied into OUT "
+        "first, so every cell it holds for the checked-out code is reused",
+    )
     args = parser.parse_args()
     out = Path(args.out or tempfile.mkdtemp(prefix="rdbench-paper-images-"))
+    for part in ("cells", "artifacts") if args.reuse else ():
+        if (Path(args.reuse) / part).is_dir():
+            shutil.copytree(Path(args.reuse) / part, out / part, dirs_exist_ok=True)
     extra = ["--device", args.device] + (["--targets", args.targets] if args.targets else [])
     extra += [part for setting in args.set for part in ("--set", setting)]
     code, wall = run_suite(args.sources, args.profile, args.workers, out, ESTIMATORS, CODECS, extra)

@@ -363,3 +363,23 @@ def test_budget_kind_follows_the_image_size():
     # an FC step's cost is its B x M distances, a conv step's the generator's M draws
     assert resolve_nerd({"pairs": None}, SimpleNamespace(shape=(20,))) == {"pairs": 2**19}
     assert resolve_nerd({"pairs": None}, SimpleNamespace(shape=(1, 8, 8))) == {"pairs": 2**20}
+
+
+def test_a_target_the_batches_cannot_reach_keeps_the_learning_rate_and_is_not_converged():
+    # Below the nearest-neighbour distortion of M generator samples the validation rate sits at
+    # log2 M whatever the generator does: a flat objective that says nothing of a plateau. The
+    # old schedule read it as plateaus, cut the learning rate (on digits at D/Dmax = 0.3 twice
+    # before the generator reached D*, with a 2-bit worse estimate) and could even report a
+    # point "converged" that never reached its target.
+    from rdbench_plugins.nerd.train import Trainer
+
+    torch.manual_seed(0)
+    pool = torch.randn(4096, 16)
+    config = generator_config((16,))
+    generator = build_generator(config)
+    settings = TrainSettings(pairs=2**14, m_min=256, m_max=256, window=10, anneal_steps=10, max_steps=120)
+    rng = torch.Generator().manual_seed(0)
+    trainer = Trainer(generator, config["latent_dim"], pool, SquaredError().torch_pairwise, settings, rng)
+    result = trainer.run(distortion=1e-3, rate_guess_bits=20.0)
+    assert result.rate_bits == pytest.approx(8.0, abs=1e-6)  # log2 M: the target is out of reach
+    assert result.lr == settings.lr and not result.converged

@@ -15,6 +15,9 @@ same x and z each time, so the change between two measurements is the change of 
 generator, not sampling noise). When it has improved by less than ``tol_bits`` since the
 best measurement, the learning rate is multiplied by ``lr_factor``; at the plateau after
 ``lr_drops`` such drops training stops (``converged``), or at ``max_steps`` at the latest.
+A measurement whose batch cannot reach D* does not count: its rate sits at log2 M whatever
+the generator does (early on images, before the generator reaches D*), so it says nothing of
+a plateau and the learning rate is kept.
 All rates here are in nats unless the name says bits; beta is in nats per unit distortion.
 """
 
@@ -135,15 +138,17 @@ class Trainer:
     @torch.no_grad()
     def _validate(
         self, generator: nn.Module, x: torch.Tensor, z: torch.Tensor, distortion: float | None, beta: torch.Tensor
-    ) -> tuple[float, float]:
-        """(objective, rate) in bits on a fixed batch: the rate at D*, or -mean lme at the fixed beta."""
+    ) -> tuple[float, float, bool]:
+        """(objective, rate, measured) on a fixed batch, in bits: the rate at D*, or -mean lme at
+        the fixed beta. measured: False when the batch cannot reach D* (the rate is then log2 M)."""
         d = self._distances(x, z, generator)
         if distortion is None:
             stats = channel_stats(d, beta, self.workspace)
-            return to_bits(float(-stats.lme.mean())), to_bits(float(stats.rate(beta).mean()))
+            return to_bits(float(-stats.lme.mean())), to_bits(float(stats.rate(beta).mean())), True
         sol = solve_beta(d, distortion, beta, rtol=self.settings.beta_rtol, workspace=self.workspace)
         rate = to_bits(float(sol.rate))
-        return rate, rate
+        reachable = bool(sol.converged) or distortion >= float(d.amin(-1).mean())
+        return rate, rate, reachable
 
     def run(
         self,
@@ -195,8 +200,10 @@ class Trainer:
             steps += 1
             if steps % s.window or steps < s.anneal_steps:
                 continue
-            objective, rate_bits = self._validate(average.module, *validation, distortion, beta_t)
-            if objective < best - s.tol_bits:
+            objective, rate_bits, measured = self._validate(average.module, *validation, distortion, beta_t)
+            if not measured:
+                best, stale = math.inf, 0
+            elif objective < best - s.tol_bits:
                 best, stale = objective, 0
             else:
                 stale += 1

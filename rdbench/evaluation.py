@@ -8,6 +8,7 @@ import time
 from collections.abc import Sequence
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from rdbench.interfaces import Bits, Codec, RDPoint, Source
 from rdbench.spec import CellError
@@ -97,6 +98,8 @@ def _measure_codec(codec: Codec, source: Source, seed: int, n_test: int) -> RDPo
     )
 
 
-def standard_error(values: np.ndarray) -> float | None:
-    """The standard error of the mean of per-realization ``values`` (None for fewer than 2)."""
+def standard_error(values: ArrayLike) -> float | None:
+    """The standard error std / sqrt(n) of the mean of n i.i.d. ``values`` (any shape, flattened;
+    a CPU tensor too), None for n < 2. The one formula every reported ``*_stderr`` uses."""
+    values = np.asarray(values, dtype=np.float64).ravel()
     return float(np.std(values, ddof=1) / np.sqrt(values.size)) if values.size > 1 else None

@@ -8,7 +8,6 @@ components and its log u is an MLP on them
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from typing import Any, TypeVar
 import numpy as np
 import torch
 
+from rdbench.evaluation import standard_error
 from rdbench.interfaces import RDPoint, Source, Split
 from rdbench.slopes import Slope, steepest_first
 from rdbench_plugins._optimization import Clock, require_finite
@@ -67,7 +67,9 @@ class MeanSE:
     @classmethod
     def of(cls, values: torch.Tensor, what: str) -> MeanSE:
         """From values of any shape (flattened); NaN or inf raises FloatingPointError naming ``what``."""
-        values = values.detach().double().flatten()
+        values = values.detach().double().flatten().cpu()
         require_finite(what, values)
-        n = values.numel()
-        return cls(float(values.mean()), float(values.std(correction=1)) / math.sqrt(n), n)
+        se = standard_error(values)
+        if se is None:
+            raise ValueError(f"{what}: a standard error needs at least 2 values, got {values.numel()}")
+        return cls(float(values.mean()), se, values.numel())

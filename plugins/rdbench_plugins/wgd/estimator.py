@@ -49,6 +49,7 @@ import numpy as np
 import torch
 
 from rdbench.distortion import flatten
+from rdbench.evaluation import standard_error
 from rdbench.interfaces import Estimator, RDPoint, Source
 from rdbench.targets import Target, highest_rate_first
 from rdbench.units import to_bits, to_nats
@@ -290,7 +291,7 @@ class WGD(Estimator):
             # With beta solved on these realizations, R's error is that of the mean of
             # KL_i - beta d_i = -lme_i (the Lagrangian per realization), not of the KL_i alone.
             spread = stats.lme if target.kind != "slope" else per_row
-            stderr = float(spread.std(correction=1)) / math.sqrt(len(per_row)) if len(per_row) > 1 else 0.0
+            stderr = standard_error(spread.cpu()) or 0.0
         else:
             rate, distortion, stderr = float(per_row @ p), float(dist_rows @ p), 0.0
         details: dict[str, Any] = {

@@ -100,6 +100,6 @@ def _measure_codec(codec: Codec, source: Source, seed: int, n_test: int) -> RDPo
 
 def standard_error(values: ArrayLike) -> float | None:
     """The standard error std / sqrt(n) of the mean of n i.i.d. ``values`` (any shape, flattened;
-    a CPU tensor too), None for n < 2. The one formula every reported ``*_stderr`` uses."""
+    a CPU tensor too), None for n < 2: of codec points, the sandwich bounds and WGD."""
     values = np.asarray(values, dtype=np.float64).ravel()
     return float(np.std(values, ddof=1) / np.sqrt(values.size)) if values.size > 1 else None

@@ -367,9 +367,9 @@ def test_budget_kind_follows_the_image_size():
 def test_a_target_the_batches_cannot_reach_keeps_the_learning_rate_and_is_not_converged():
     # Below the nearest-neighbour distortion of M generator samples the validation rate sits at
     # log2 M whatever the generator does: a flat objective that says nothing of a plateau. The
-    # old schedule read it as plateaus, cut the learning rate (on digits at D/Dmax = 0.3 twice
-    # before the generator reached D*, with a 2-bit worse estimate) and could even report a
-    # point "converged" that never reached its target.
+    # old schedule read it as plateaus, cut the learning rate before a cold image generator
+    # reached D* (a worse estimate on digits) and could even report a point "converged" that
+    # never reached its target.
     from rdbench_plugins.nerd.train import Trainer
 
     torch.manual_seed(0)

@@ -18,9 +18,9 @@ from typing import Any
 #: ``pairs`` (B x M distances a step) is 2^19 for the FC generator, whose step cost is the
 #: distances (``benchmarks/nerd_accuracy.py`` prints the same errors as at 2^20), and 2^20 for
 #: conv ones, whose cost is the generator's M draws (halving B would save little).
-#: The 8 x 8 ``conv`` budget's 1000 steps end before its last plateau too: at D/Dmax = 0.3 on
-#: digits a cold generator needs about 450 steps before its batches reach D* at all, and its
-#: rate still falls after 1000 (``benchmarks/paper_images.py`` prints where it ends).
+#: The 8 x 8 ``conv`` budget's max_steps can end before its last plateau too: at a high rate
+#: on digits a cold generator trains for hundreds of steps before its batches reach D* at all
+#: (``benchmarks/paper_images.py`` prints each point's estimate and whether it converged).
 NERD_BUDGETS = {
     "fc": {"max_steps": 4000, "m_train_max": 16384, "pairs": 2**19, "channels": None, "window": 50, "lr_drops": 4},
     "conv": {"max_steps": 1000, "m_train_max": 4096, "pairs": 2**20, "channels": 32, "window": 50, "lr_drops": 4},

@@ -32,12 +32,18 @@ from torch import nn
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from rdbench.units import to_bits
-from rdbench_plugins._dual import Pairwise, Workspace, channel_stats, solve_beta
+from rdbench_plugins._dual import BetaSolution, Pairwise, Workspace, channel_stats, solve_beta
 from rdbench_plugins._optimization import adam
 
 #: Where a batch that cannot reach D* aims: this fraction of the way from its nearest-neighbour
 #: distortion to its uniform channel's.
 UNREACHABLE_AIM = 0.05
+
+
+def _reaches(solution: BetaSolution, d: torch.Tensor, distortion: float) -> bool:
+    """Whether the batch of distances d (B, M) reaches D* = ``distortion``: its slope solve
+    converged, or D* is at least the batch's nearest-neighbour distortion."""
+    return bool(solution.converged) or distortion >= float(d.amin(-1).mean())
 
 
 @dataclass(frozen=True)
@@ -126,11 +132,11 @@ class Trainer:
             assert beta is not None
             return beta, channel_stats(d, beta, self.workspace).weights
         sol = solve_beta(d, distortion, beta, rtol=self.settings.beta_rtol, workspace=self.workspace)
-        nearest = float(d.amin(-1).mean())
-        if not bool(sol.converged) and distortion < nearest:
+        if not _reaches(sol, d, distortion):
             # below what this batch can reach: aim just above the nearest-neighbour channel, whose
             # gradient pulls each reproduction toward the samples it is nearest to. (Aiming
             # halfway to the uniform channel, above D_max on images, shrank Q_Y toward the mean.)
+            nearest = float(d.amin(-1).mean())
             reachable = nearest + UNREACHABLE_AIM * (float(d.mean()) - nearest)
             sol = solve_beta(d, reachable, rtol=self.settings.beta_rtol, workspace=self.workspace)
         return sol.beta, sol.weights
@@ -147,8 +153,7 @@ class Trainer:
             return to_bits(float(-stats.lme.mean())), to_bits(float(stats.rate(beta).mean())), True
         sol = solve_beta(d, distortion, beta, rtol=self.settings.beta_rtol, workspace=self.workspace)
         rate = to_bits(float(sol.rate))
-        reachable = bool(sol.converged) or distortion >= float(d.amin(-1).mean())
-        return rate, rate, reachable
+        return rate, rate, _reaches(sol, d, distortion)
 
     def run(
         self,

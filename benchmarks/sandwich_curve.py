@@ -24,6 +24,7 @@ from ntc_curve import summary  # the same (a)/(b) wall and CPU ratios
 from rdbench import Source
 from rdbench.interfaces import RDPoint
 from rdbench.registry import get_registry
+from rdbench.spec import resolve_settings
 from rdbench.targets import Target
 
 
@@ -36,6 +37,7 @@ def run_source(method: str, name: str, source: Source, seed: int, settings: dict
     """Print (a) and (b) for one source; returns ([wall (a), wall (b), CPU (a), CPU (b)], |gap| differences)."""
     entry = get_registry().get("estimator", method)
     targets = [Target.parse(t).resolve(source) for t in entry_targets(name)]
+    settings = resolve_settings(entry, settings, source)
     t0, c0 = time.perf_counter(), time.process_time()
     separate = [entry.create(settings).estimate(source, t, seed)[0] for t in targets]
     t1, c1 = time.perf_counter(), time.process_time()

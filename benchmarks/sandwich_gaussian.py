@@ -25,12 +25,13 @@ import time
 import torch
 
 from rdbench.registry import get_registry
+from rdbench.spec import resolve_settings
 from rdbench.targets import Target
 
 
 def run(name: str, source, slope: float, profile: str, seed: int):
     entry = get_registry().get("estimator", name)
-    estimator = entry.create(entry.record.settings(profile))
+    estimator = entry.create(resolve_settings(entry, entry.record.settings(profile), source))
     t0, c0 = time.perf_counter(), time.process_time()
     (point,) = estimator.estimate(source, Target.parse(f"slope={slope!r}"), seed)
     return point, time.perf_counter() - t0, time.process_time() - c0

@@ -66,7 +66,21 @@ def test_budgets_resolved_at_plan_time_are_stored_in_the_cell():
     (cell,) = _plan("gaussian", "nerd", profile="default")
     assert cell.method_settings["max_steps"] == 4000 and cell.method_settings["m_train_max"] == 16384
     (ntc,) = _plan("gaussian", "ntc", "codec", targets=["R=1"])
-    assert ntc.method_settings["steps"] == 5000 and ntc.method_settings["warm_fraction"] == 0.4
+    assert ntc.method_settings["steps"] == 2500 and ntc.method_settings["warm_fraction"] == 0.4
+    # vectors and images take their own kind's budgets
+    keys = {
+        "sandwich-upper": ("steps",),
+        "sandwich-lower": ("train_starts", "train_iterations"),
+        "wgd": ("steps", "warm_steps"),
+    }
+
+    def budgets(source: str, target: str) -> dict[str, tuple[int, ...]]:
+        cells = {m: _plan(source, m, targets=[target])[0] for m in keys}
+        return {m: tuple(cells[m].method_settings[k] for k in keys[m]) for m in keys}
+
+    assert budgets("gaussian", "R=1") == {"sandwich-upper": (2500,), "sandwich-lower": (8, 10), "wgd": (200, 100)}
+    pytest.importorskip("sklearn")
+    assert budgets("digits", "D/Dmax=0.5") == {"sandwich-upper": (5000,), "sandwich-lower": (16, 20), "wgd": (400, 200)}
 
 
 def test_targets_are_stored_losslessly(toy_plugins):

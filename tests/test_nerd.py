@@ -360,7 +360,7 @@ def test_budget_kind_follows_the_image_size():
     settings = resolve_nerd({"channels": None, "window": None, "lr_drops": 5}, SimpleNamespace(shape=(1, 28, 28)))
     assert settings == {"channels": 16, "window": 25, "lr_drops": 5}  # set values are kept
     # an FC step's cost is its B x M distances, a conv step's the generator's M draws
-    assert resolve_nerd({"pairs": None}, SimpleNamespace(shape=(20,))) == {"pairs": 2**19}
+    assert resolve_nerd({"pairs": None}, SimpleNamespace(shape=(20,))) == {"pairs": 2**18}
     assert resolve_nerd({"pairs": None}, SimpleNamespace(shape=(1, 8, 8))) == {"pairs": 2**20}
 
 

@@ -44,7 +44,9 @@ def _lagrangian(point, slope_bits):
 
 def _wgd(**settings):
     entry = get_registry().get("estimator", "wgd")
-    return entry.create({**entry.record.settings("default"), **settings})
+    # settings the record leaves to the source's kind (None) take the class's defaults
+    defaults = {k: v for k, v in entry.record.settings("default").items() if v is not None}
+    return entry.create({**defaults, **settings})
 
 
 def test_weighted_channel_stats_match_a_direct_computation():

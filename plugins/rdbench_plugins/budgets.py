@@ -15,14 +15,15 @@ from typing import Any
 #: :data:`LARGE_IMAGE_PIXELS` (28 x 28 MNIST) get half the conv channels, M <= 2048 and a
 #: schedule that can reach its plateaus within max_steps (window 25, two lr drops: 300 steps
 #: at the least, where 50 and 4 need 650): ``benchmarks/paper_images.py`` prints what it reaches.
-#: ``pairs`` (B x M distances a step) is 2^19 for the FC generator, whose step cost is the
-#: distances (``benchmarks/nerd_accuracy.py`` prints the same errors as at 2^20), and 2^20 for
-#: conv ones, whose cost is the generator's M draws (halving B would save little).
+#: ``pairs`` (B x M distances a step) is 2^18 for the FC generator, whose step cost is the
+#: distances (``benchmarks/nerd_accuracy.py`` prints errors within their standard errors of
+#: those at 2^20), and 2^20 for conv ones, whose cost is the generator's M draws (halving B
+#: would save little).
 #: The 8 x 8 ``conv`` budget's max_steps can end before its last plateau too: at a high rate
 #: on digits a cold generator trains for hundreds of steps before its batches reach D* at all
 #: (``benchmarks/paper_images.py`` prints each point's estimate and whether it converged).
 NERD_BUDGETS = {
-    "fc": {"max_steps": 4000, "m_train_max": 16384, "pairs": 2**19, "channels": None, "window": 50, "lr_drops": 4},
+    "fc": {"max_steps": 4000, "m_train_max": 16384, "pairs": 2**18, "channels": None, "window": 50, "lr_drops": 4},
     "conv": {"max_steps": 1000, "m_train_max": 4096, "pairs": 2**20, "channels": 32, "window": 50, "lr_drops": 4},
     "conv-large": {
         "max_steps": 600,
@@ -39,9 +40,20 @@ LARGE_IMAGE_PIXELS = 256
 #: steps a warm-started fit along a curve trains (images keep all: their small budget does
 #: not move a model across the large rate steps of an image curve in fewer).
 NTC_BUDGETS = {
-    "vector": {"steps": 5000, "finetune_steps": 1000, "density_steps": 1000, "warm_fraction": 0.4},
+    "vector": {"steps": 2500, "finetune_steps": 500, "density_steps": 500, "warm_fraction": 0.4},
     "image": {"steps": 1200, "finetune_steps": 300, "density_steps": 300, "warm_fraction": 1.0},
 }
+
+#: The sandwich bounds' and WGD's budgets by the kind of realization: vectors keep their
+#: accuracy with half the steps (the lower bound: half the mode search per training step)
+#: that images get (``benchmarks/sandwich_curve.py`` and ``benchmarks/estimators_compare.py``
+#: print the vector points; on images fewer steps loosen the upper bound by bits).
+SANDWICH_UPPER_BUDGETS = {"vector": {"steps": 2500}, "image": {"steps": 5000}}
+SANDWICH_LOWER_BUDGETS = {
+    "vector": {"train_starts": 8, "train_iterations": 10},
+    "image": {"train_starts": 16, "train_iterations": 20},
+}
+WGD_BUDGETS = {"vector": {"steps": 200, "warm_steps": 100}, "image": {"steps": 400, "warm_steps": 200}}
 
 
 def is_image(shape: tuple[int, ...]) -> bool:
@@ -66,6 +78,26 @@ def resolve_nerd(settings: Mapping[str, Any], source: Any) -> dict[str, Any]:
     return with_budget(settings, NERD_BUDGETS[nerd_kind(tuple(source.shape))])
 
 
+def _by_kind(settings: Mapping[str, Any], source: Any, budgets: Mapping[str, Mapping[str, int]]) -> dict[str, Any]:
+    """``settings`` with the ``image`` or ``vector`` budget of ``budgets`` filled in."""
+    return with_budget(settings, budgets["image" if is_image(tuple(source.shape)) else "vector"])
+
+
 def resolve_ntc(settings: Mapping[str, Any], source: Any) -> dict[str, Any]:
     """NTC's settings with the step counts of the source's kind filled in."""
-    return with_budget(settings, NTC_BUDGETS["image" if is_image(tuple(source.shape)) else "vector"])
+    return _by_kind(settings, source, NTC_BUDGETS)
+
+
+def resolve_sandwich_upper(settings: Mapping[str, Any], source: Any) -> dict[str, Any]:
+    """The sandwich upper bound's settings with the steps of the source's kind filled in."""
+    return _by_kind(settings, source, SANDWICH_UPPER_BUDGETS)
+
+
+def resolve_sandwich_lower(settings: Mapping[str, Any], source: Any) -> dict[str, Any]:
+    """The sandwich lower bound's settings with the mode search of the source's kind filled in."""
+    return _by_kind(settings, source, SANDWICH_LOWER_BUDGETS)
+
+
+def resolve_wgd(settings: Mapping[str, Any], source: Any) -> dict[str, Any]:
+    """WGD's settings with the steps of the source's kind filled in."""
+    return _by_kind(settings, source, WGD_BUDGETS)

@@ -7,8 +7,8 @@ Runs ``rdbench run --sources SOURCES --estimators all --codecs all`` (the README
 with the profile and output folder made explicit; a finished OUT is reused), then prints
 from OUT/leaderboard.parquet, per method: cells, points, failed cells, flagged points (not
 ``ok``), and the sums of wall and CPU seconds over its cells (the rows of a curve cell share
-its time, counted once), with each method's share of the total; then the whole run's wall
-time, the figure the profiles' goals (smoke <= 2 min, default <= 15 min on a 2-core CPU)
+its time, counted once), with each method's share of the total; then the wall seconds of
+each (source, method) with each source's total and share; then the whole run's wall time, the figure the profiles' goals (smoke <= 2 min, default <= 15 min on a 2-core CPU)
 are about (with ``--table``: the span from the first cell's start to the last one's finish).
 """
 
@@ -39,6 +39,15 @@ def per_method(table: pd.DataFrame) -> pd.DataFrame:
     out.insert(3, "flagged", flagged.reindex(out.index).fillna(0).astype(int))
     out["share_%"] = 100 * out["wall_s"] / out["wall_s"].sum()
     return out.sort_values("wall_s", ascending=False)
+
+
+def per_source(table: pd.DataFrame) -> pd.DataFrame:
+    """Wall seconds of each source's cells by method (columns), with the source's total and share."""
+    cells = table.drop_duplicates("cell_id")
+    out = cells.pivot_table(index="source", columns="method", values="wall_seconds", aggfunc="sum")
+    out["total"] = out.sum(axis=1)
+    out["share_%"] = 100 * out["total"] / out["total"].sum()
+    return out.sort_values("total", ascending=False)
 
 
 def run_suite(
@@ -83,6 +92,8 @@ def main() -> None:
         f"\nsum over cells: {times['wall_s'].sum():.0f} s wall, {times['cpu_s'].sum():.0f} s CPU; "
         f"{table['cell_id'].nunique()} cells"
     )
+    print(f"\n== wall seconds per source and method: {out} ==")
+    print(per_source(table).to_string(float_format=lambda v: f"{v:.0f}", na_rep="-"))
     finished = pd.to_datetime(table["finished_at"])
     started = finished - pd.to_timedelta(table["wall_seconds"], unit="s")
     span = (finished.max() - started.min()).total_seconds()

@@ -43,7 +43,8 @@ SCHEMA: list[tuple[str, pa.DataType, str]] = [
         "status",
         pa.string(),
         "ok | off_target (distortion over 1 % from target_distortion for estimators, 3 % for codecs, "
-        "beyond twice its standard error details.distortion_stderr where measured on samples) "
+        "beyond twice its standard error details.distortion_stderr where measured on samples; "
+        "for an upper bound only above the target, for a lower bound only below it) "
         "| not_converged | error",
     ),
     ("error", pa.string(), "the error message of a failed cell, or of a failed target of a curve cell"),
@@ -131,14 +132,24 @@ def rows(result: dict[str, Any]) -> list[dict[str, Any]]:
 def point_status(row: dict[str, Any], distortion_stderr: float | None = None) -> str:
     """``not_converged`` when the method says so, ``off_target`` when the distortion misses
     ``target_distortion`` by more than :data:`TARGET_RTOL` plus :data:`TARGET_STDERRS` times
-    ``distortion_stderr`` (its standard error, when measured on samples), else ``ok``."""
+    ``distortion_stderr`` (its standard error, when measured on samples), else ``ok``.
+
+    A bound misses only on the side where it says nothing about R(D) at the target: R(D) is
+    non-increasing, so an upper bound on R at a smaller distortion bounds R at the target too
+    (and a lower bound at a larger one); such a point is ``ok``, ranked at its own distortion.
+    """
     if row.get("converged") is False:
         return "not_converged"
     aim = row.get("target_distortion")
     if aim is None:
         return "ok"
     allowed = TARGET_RTOL[row["method_kind"]] * aim + TARGET_STDERRS * (distortion_stderr or 0.0)
-    return "off_target" if abs(row["distortion"] - aim) > allowed else "ok"
+    miss = row["distortion"] - aim
+    if row.get("bound") == "upper":
+        miss = max(miss, 0.0)
+    elif row.get("bound") == "lower":
+        miss = min(miss, 0.0)
+    return "off_target" if abs(miss) > allowed else "ok"
 
 
 def build(store: ResultStore, cells: Collection[str] | None = None) -> pd.DataFrame:

@@ -18,13 +18,14 @@ from rdbench import Source, SquaredError  # noqa: E402
 from rdbench.registry import get_registry  # noqa: E402
 from rdbench.slopes import target_slope  # noqa: E402
 from rdbench.targets import Target  # noqa: E402
+from rdbench_plugins._lagrange import KNOB_TOLERANCE  # noqa: E402
 from rdbench_plugins.ntc import codec as ntc_codec  # noqa: E402
 from rdbench_plugins.ntc.block import BlockNTC, BlockSource  # noqa: E402
 from rdbench_plugins.ntc.codec import NTC, WARM_RULE  # noqa: E402
 from rdbench_plugins.ntc.density import FactorizedDensity  # noqa: E402
 from rdbench_plugins.ntc.ecsq import ecsq_rate  # noqa: E402
 from rdbench_plugins.ntc.model import NTCModel  # noqa: E402
-from rdbench_plugins.ntc.training import GAIN_RANGE, GAIN_TOLERANCE, WARMUP_DENSITY_STEPS, calibrate_gain, train  # noqa: E402
+from rdbench_plugins.ntc.training import GAIN_RANGE, WARMUP_DENSITY_STEPS, calibrate_gain, train  # noqa: E402
 
 FAST = dict(
     steps=120, finetune_steps=30, density_steps=60, n_train=1024, n_val=256, batch_size=64, calibration_rounds=1
@@ -387,7 +388,7 @@ def test_block_ntc_beats_every_one_shot_code_at_low_rate():
 
 def test_calibrate_gain_meets_the_target_in_few_trials_or_keeps_the_range_end():
     """The quantizer gain of an (untrained, near-linear) NTC on a 2-d Gaussian: the mean
-    distortion with hard rounding at the chosen gain is within GAIN_TOLERANCE of the target,
+    distortion with hard rounding at the chosen gain is within KNOB_TOLERANCE of the target,
     recomputed independently, in at most 8 synthesis trials (log D is nearly linear in
     log gain; a bisection of [0, log 2] needs about 10); a target beyond what gain 1/2 reaches
     keeps 1/2."""
@@ -407,6 +408,6 @@ def test_calibrate_gain_meets_the_target_in_few_trials_or_keeps_the_range_end():
         trials.clear()
         gain = calibrate_gain(model, x, distortion, d1 * factor)
         assert (gain < 1) == (factor > 1)
-        assert abs(mean_d() / (d1 * factor) - 1) <= GAIN_TOLERANCE, factor
+        assert abs(mean_d() / (d1 * factor) - 1) <= KNOB_TOLERANCE, factor
         assert len(trials) <= 8, (factor, len(trials))
     assert calibrate_gain(model, x, distortion, d1 * 100) == pytest.approx(1 / GAIN_RANGE)

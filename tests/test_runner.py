@@ -524,3 +524,18 @@ def test_pairs_whose_measures_or_features_do_not_meet_are_not_planned():
     assert skipped[1][2] == "no gaussian feature"
     with pytest.raises(Exception, match="distortion measures or required features"):
         plan(registry, sources[1:2], [only_mse])
+
+
+@pytest.mark.parametrize(
+    "bound, miss, status",
+    [
+        ("upper", -0.10, "ok"),  # an upper bound on R at a smaller D bounds R at the target too
+        ("upper", 0.05, "off_target"),  # above: it bounds R(D) only at a larger distortion
+        ("lower", 0.10, "ok"),  # a lower bound on R at a larger D bounds R at the target too
+        ("lower", -0.05, "off_target"),
+        ("estimate", -0.10, "off_target"),  # an estimate is off target on either side
+    ],
+)
+def test_a_bound_is_off_target_only_on_the_side_where_it_says_nothing_at_the_target(bound, miss, status):
+    row = {"method_kind": "estimator", "bound": bound, "target_distortion": 2.0, "distortion": 2.0 * (1 + miss)}
+    assert leaderboard.point_status(row) == status

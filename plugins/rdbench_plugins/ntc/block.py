@@ -22,7 +22,8 @@ import numpy as np
 from rdbench.entropy_coding import read_varint, varint
 from rdbench.interfaces import Bits, Codec, Source, Split
 from rdbench.targets import Target
-from rdbench_plugins.ntc.codec import NTC, held_out
+from rdbench_plugins._holdout import held_out
+from rdbench_plugins.ntc.codec import NTC
 
 
 class BlockSource(Source):
@@ -84,8 +85,8 @@ class BlockSource(Source):
 
 class _BlockTrainer(NTC):
     """NTC on a :class:`BlockSource` whose training and validation blocks, from a finite
-    dataset, are drawn from disjoint pools of its images (:func:`.codec.held_out` applied to
-    the realizations, not the blocks), so the pools keep many distinct blocks each."""
+    dataset, are drawn from disjoint pools of its images (:func:`~rdbench_plugins._holdout.held_out`
+    applied to the realizations, not the blocks), so the pools keep many distinct blocks each."""
 
     def _data(self, source: Source, seed: int) -> tuple[np.ndarray, np.ndarray]:
         assert isinstance(source, BlockSource)

@@ -24,29 +24,12 @@ from rdbench.entropy_coding import IntegerModel, decode_symbols, encode_symbols
 from rdbench.interfaces import Bits, Codec, Source
 from rdbench.slopes import Slope, steepest_first, target_slope
 from rdbench.targets import Target
+from rdbench_plugins._holdout import held_out
 from rdbench_plugins._lagrange import WARM_RULE, warm_lambda
 from rdbench_plugins._networks import seeded
 from rdbench_plugins.budgets import NTC_BUDGETS, is_image, with_budget
 from rdbench_plugins.ntc.model import NTCModel
 from rdbench_plugins.ntc.training import START_FACTOR, TrainingLog, initial_step, train
-
-#: From a finite train split, at most one realization in HOLDOUT is held out for validation.
-HOLDOUT = 5
-
-
-def held_out(source: Source, n_train: int, n_val: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """(n_train training, n_val validation) realizations of ``source``'s train split.
-
-    Fresh draws where the split has room for both; from a finite split too small for that,
-    its distinct realizations once each, the last min(n_val, size // HOLDOUT) held out, so
-    that the lambda and gain calibrations see realizations the training never did.
-    """
-    size = source.split_size("train")
-    if size is not None and size < n_train + n_val:
-        n_val = min(n_val, size // HOLDOUT)
-        n_train = size - n_val
-    data = source.sample(n_train + n_val, seed, "train")
-    return data[:n_train], data[n_train:]
 
 
 @dataclass(frozen=True)

@@ -33,14 +33,12 @@ from dataclasses import dataclass, field
 import torch
 
 from rdbench.distortion import Distortion, TorchForm
-from rdbench_plugins._lagrange import recalibrated
+from rdbench_plugins._lagrange import meet_target, recalibrated
 from rdbench_plugins._optimization import Clock, calibration_checkpoints, optimize
 from rdbench_plugins.ntc.model import NTCModel, Quantization
 
 #: Learning rate of the final density fit (full batch, so it can be large).
 DENSITY_LR = 3e-2
-#: The gain search stops within this relative distortion of the target (held-out data).
-GAIN_TOLERANCE = 0.002
 #: The gain is searched in [1 / GAIN_RANGE, GAIN_RANGE].
 GAIN_RANGE = 2.0
 #: Full-batch density steps fitting the density to the initial model's rounded latents.
@@ -182,42 +180,23 @@ def train(
 @torch.no_grad()
 def calibrate_gain(model: NTCModel, val_x: torch.Tensor, distortion: TorchForm, target: float) -> float:
     """Set ``model.gain`` so that the mean distortion on ``val_x`` with hard rounding is
-    ``target`` (within GAIN_TOLERANCE), and return it.
+    ``target`` (within :data:`~rdbench_plugins._lagrange.KNOB_TOLERANCE`), and return it.
 
     The distortion falls as the gain grows (finer cells), about as gain^-2, so log(distortion)
-    is nearly linear in log(gain): regula falsi with the Illinois modification on log(gain),
-    bracketed by 0 and the end of [-log GAIN_RANGE, log GAIN_RANGE] on the target's side,
-    meets it in a few trials. A target outside what that range reaches keeps the nearest end.
-    The analysis runs once; each trial reruns only the synthesis.
+    is nearly linear in log(gain): :func:`~rdbench_plugins._lagrange.meet_target` on log(gain)
+    in [-log GAIN_RANGE, log GAIN_RANGE] meets it in a few trials (a target outside what that
+    range reaches keeps the nearest end). The analysis runs once; each trial reruns only the
+    synthesis.
     """
     model.eval()
     y = torch.cat([model.analysis(model._flat_input(c)) for c in val_x.split(8192)])
-    best = (math.inf, 0.0)  # (|D / target - 1|, log gain) of the best trial
 
     def excess(u: float) -> float:
-        """log(D / target) at gain e^u (decreasing in u), recording the best trial."""
-        nonlocal best
         gain = math.exp(u)
         x_hat = model.synthesis(torch.round(y * gain) / gain).reshape(val_x.shape)
-        d = float(distortion(val_x, x_hat).mean())
-        best = min(best, (abs(d / target - 1), u))
-        return math.log(max(d, 1e-300) / target)
+        return math.log(max(float(distortion(val_x, x_hat).mean()), 1e-300) / target)
 
-    a, fa = 0.0, excess(0.0)
-    if best[0] > GAIN_TOLERANCE:
-        b = math.log(GAIN_RANGE) if fa > 0 else -math.log(GAIN_RANGE)
-        fb = excess(b)
-        for _ in range(40):
-            if best[0] <= GAIN_TOLERANCE or fa * fb > 0:
-                break  # met, or the target lies beyond the range's end (the best trial is that end)
-            c = b - fb * (b - a) / (fb - fa)
-            fc = excess(c)
-            if fc * fb < 0:
-                a, fa = b, fb
-            else:  # the same end is kept: halve its value, so that it moves next time
-                fa /= 2
-            b, fb = c, fc
-    gain = math.exp(best[1])
+    gain = math.exp(meet_target(excess, math.log(GAIN_RANGE), decreasing=True))
     model.gain.fill_(gain)
     model.train()
     return gain

@@ -42,7 +42,7 @@ def rdbench_estimators() -> list[EstimatorRecord]:
                 "batch_size": 128,
                 "lr": 2e-3,
                 "n_train": 50_000,
-                "n_val": 5000,
+                "n_val": 20_000,
                 "n_test": 20_000,
                 "latent": None,
                 "hidden": None,

@@ -16,7 +16,8 @@ def held_out(source: Source, n_train: int, n_val: int, seed: int) -> tuple[np.nd
 
     Fresh draws where the split has room for both; from a finite split too small for that,
     its distinct realizations once each, the last min(n_val, size // HOLDOUT) held out, so
-    that the lambda and gain calibrations see realizations the training never did.
+    that the calibrations (lambda, NTC's gain, the upper bound's noise) see realizations the
+    training never did.
     """
     size = source.split_size("train")
     if size is not None and size < n_train + n_val:

@@ -17,11 +17,12 @@ distortion error moves R(D) by lambda times it.
 Target -> lambda (:mod:`rdbench.slopes`, with the validation samples): a slope target is used
 as is; a distortion target uses the exact R(D) slope when the source has one, otherwise the
 samples' Gaussian R(D) slope (squared error) or the high-rate slope, and
-``calibration_rounds`` rescalings lambda <- lambda (D_val / D_target)^2 on validation data, evenly
-over the constant-learning-rate part of training, on validation realizations the training
-never sees. A model that still lands above its target on them has its encoder's noise shrunk
-until it meets the target (:func:`calibrate_noise`); one below its target is kept, its point
-bounding R(D) at the target as well. The cell reports the distortion reached on the test data.
+``calibration_rounds`` rescalings lambda <- lambda (D_val / D_target)^e (e by realization kind,
+:data:`CALIBRATION_EXPONENT`), evenly over the constant-learning-rate part of training, on
+validation realizations the training never sees. A model that still lands above its target
+on them, by at most NOISE_REACH, has its encoder's noise shrunk until it meets the target
+(:func:`calibrate_noise`); one below its target is kept, its point bounding R(D) at the
+target as well. The cell reports the distortion reached on the test data.
 
 Along a curve (:meth:`SandwichUpper.curve`, one cell for all of a source's targets) the
 targets are fitted from the steepest slope (highest rate) down: the first as above, each later
@@ -249,10 +250,11 @@ class SandwichUpper(Estimator):
         timings: dict[str, float] = {}
         with timed(timings, "train"):
             optimize(model.parameters(), loss_at, steps=steps, lr=self.lr, what="sandwich-upper", after_step=calibrate)
-            if target.distortion is not None:
-                noise_scale, noise_cost = calibrate_noise(
-                    model, val_x, distortion, float(target.distortion), lam, generator
-                )
+            noise_scale, noise_cost = (
+                calibrate_noise(model, val_x, distortion, float(target.distortion), lam, generator)
+                if target.distortion is not None
+                else (None, None)
+            )
         with timed(timings, "eval"):
             rate, dist, gap = self._evaluate(model, test_x, distortion, generator, lam)
         details: dict[str, Any] = {
@@ -261,8 +263,8 @@ class SandwichUpper(Estimator):
             "slope_rule": slope.rule if previous is None or not rounds else f"{WARM_RULE} ({slope.rule})",
             "warm_start": previous is not None,
             "calibration": calibration,
-            "noise_scale": noise_scale if target.distortion is not None else None,
-            "noise_cost_bits": noise_cost if target.distortion is not None else None,
+            "noise_scale": noise_scale,
+            "noise_cost_bits": noise_cost,
             "target_distortion": target.distortion,
             "rate_stderr_bits": rate.se,
             "distortion_stderr": dist.se,

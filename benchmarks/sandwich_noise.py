@@ -77,18 +77,15 @@ def noise_scale_cost() -> None:
     _, val = held_out(source, settings["n_train"], settings["n_val"], 0)
     val_x = torch.as_tensor(val, dtype=torch.float32)
     print(f"== (b) digits D/Dmax=0.3: the noise scale e^u on {len(val_x)} held-out images (lambda {lam:.3f}) ==")
-    base = None
     for u in (-0.1, -0.05, -0.02, 0.0, 0.02, 0.05, 0.1, 0.2):
         scaled = copy.deepcopy(model)
         scaled.scale_noise(math.exp(u))
         with torch.no_grad():
             rate, y = scaled(val_x, torch.Generator().manual_seed(3))
         r, d = float(to_bits(rate).mean()), float(distortion(val_x, y).mean())
-        base = r + lam * d if u == 0.0 else base
         print(
             f"u {u:+.2f}: R {r:7.3f} bits  D/D_target {d / float(target.distortion):.4f}  R + lambda D {r + lam * d:8.3f}"
         )
-    print(f"(R + lambda D at u = 0: {base:.3f})")
 
 
 def main() -> None:

@@ -8,8 +8,9 @@ with the profile and output folder made explicit; a finished OUT is reused), the
 from OUT/leaderboard.parquet, per method: cells, points, failed cells, flagged points (not
 ``ok``), and the sums of wall and CPU seconds over its cells (the rows of a curve cell share
 its time, counted once), with each method's share of the total; then the wall seconds of
-each (source, method) with each source's total and share; then the whole run's wall time, the figure the profiles' goals (smoke <= 2 min, default <= 15 min on a 2-core CPU)
-are about (with ``--table``: the span from the first cell's start to the last one's finish).
+each (source, method) with each source's total and share; then the whole run's wall time,
+the figure the profiles' goals (smoke <= 2 min, default <= 15 min on a 2-core CPU) are about
+(with ``--table``: the span from the first cell's start to the last one's finish).
 """
 
 from __future__ import annotations

@@ -9,7 +9,11 @@ generator as trained (``ConvGenerator``), of the sampling form before polyphase 
 in-place ReLUs (dense small maps only), and of the sampling form (``for_sampling()``: dense
 small maps, polyphase last layer, in-place ReLUs), with its ratios to the other two measured
 in the same run, and the largest difference between the forms' outputs (random weights).
-Best of ``--repeats`` timings.
+Then the sampling form in bfloat16, as NERD-RCC draws image candidates
+(``candidate_dtype``, :func:`rdbench_plugins._precision.computing_in`): samples per second,
+its ratio to float32 sampling and its largest difference from it. Best of ``--repeats``
+timings; the bfloat16 gain depends on the CPU's bfloat16 units (the first line names
+torch's CPU capability).
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ from collections.abc import Callable
 
 import torch
 
+from rdbench_plugins._precision import computing_in
 from rdbench_plugins.nerd.generators import SamplingConvGenerator, build_generator, generator_config
 
 CASES = [((1, 8, 8), 32, "digits"), ((1, 28, 28), 16, "mnist-5k"), ((3, 32, 32), 32, "svhn")]
@@ -55,8 +60,14 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"samples/s, batches of {args.batch}, {args.threads} thread(s), best of {args.repeats}")
-    header = f"{'source':<9} {'shape':<10} {'c_d':>3} {'trained':>9} {'dense':>9} {'sampling':>9} {'/trained':>8} {'/dense':>7} {'max |diff|':>10}"
+    print(
+        f"samples/s, batches of {args.batch}, {args.threads} thread(s), best of {args.repeats}; "
+        f"torch {torch.__version__}, CPU capability {torch.backends.cpu.get_cpu_capability()}"
+    )
+    header = (
+        f"{'source':<9} {'shape':<10} {'c_d':>3} {'trained':>9} {'dense':>9} {'sampling':>9} {'/trained':>8} "
+        f"{'/dense':>7} {'max |diff|':>10} {'bfloat16':>9} {'/float32':>8} {'max |diff|':>10}"
+    )
     print(header)
     for shape, channels, name in CASES:
         generator = build_generator(generator_config(shape, channels=channels))
@@ -66,11 +77,17 @@ def main() -> None:
             z = torch.randn(args.batch, 128, generator=torch.Generator().manual_seed(0))
             forms = [generator, DenseOnly(generator), generator.for_sampling()]
             rates = [samples_per_second(form, z, args.repeats) for form in forms]
-            diff = float((forms[2](z) - generator(z)).abs().max())
+            reference = generator(z)
+            diff = float((forms[2](z) - reference).abs().max())
+            with computing_in("bfloat16"):
+                bf16 = samples_per_second(forms[2], z, args.repeats)
+                drawn = forms[2](z).float()
+            bf16_diff = float((drawn - reference).abs().max())
         shape_text = "x".join(map(str, shape))
         print(
             f"{name:<9} {shape_text:<10} {channels:>3} {rates[0]:>9.0f} {rates[1]:>9.0f} {rates[2]:>9.0f} "
-            f"{rates[2] / rates[0]:>7.2f}x {rates[2] / rates[1]:>6.2f}x {diff:>10.1e}"
+            f"{rates[2] / rates[0]:>7.2f}x {rates[2] / rates[1]:>6.2f}x {diff:>10.1e} "
+            f"{bf16:>9.0f} {bf16 / rates[2]:>7.2f}x {bf16_diff:>10.1e}"
         )
 
 

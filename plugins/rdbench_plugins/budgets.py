@@ -56,31 +56,70 @@ SANDWICH_LOWER_BUDGETS = {
 WGD_BUDGETS = {"vector": {"steps": 200, "warm_steps": 100}, "image": {"steps": 400, "warm_steps": 200}}
 
 
+#: The dtype the conv layers of a training step compute in, by image size: larger images than
+#: :data:`LARGE_IMAGE_PIXELS` train them in bfloat16 (:mod:`rdbench_plugins._precision`;
+#: everything measured stays float32), where it pays (``benchmarks/conv_bf16.py`` prints the
+#: step times); vectors and small images in float32.
+TRAIN_DTYPES = {"small": "float32", "large": "bfloat16"}
+#: The values a ``train_dtype`` setting takes.
+DTYPES: tuple[str, ...] = ("float32", "bfloat16")
+
+
+#: The dtype NERD-RCC's generator draws candidates in, by the kind of realization
+#: (:class:`rdbench_plugins.rcc.learned.NerdChannel`): the conv generator of images in
+#: bfloat16, about twice as fast (``benchmarks/rcc_images.py`` prints both speeds).
+CANDIDATE_DTYPES = {"vector": "float32", "image": "bfloat16"}
+
+
 def is_image(shape: tuple[int, ...]) -> bool:
     """Realizations of shape (C, H, W) get the image budgets and architectures."""
     return len(shape) == 3
 
 
-def with_budget(settings: Mapping[str, Any], budget: Mapping[str, int]) -> dict[str, Any]:
+def is_large_image(shape: tuple[int, ...]) -> bool:
+    """Images of more than :data:`LARGE_IMAGE_PIXELS` pixels (H x W)."""
+    return is_image(shape) and shape[1] * shape[2] > LARGE_IMAGE_PIXELS
+
+
+def with_budget(settings: Mapping[str, Any], budget: Mapping[str, Any]) -> dict[str, Any]:
     """``settings`` with each key of ``budget`` that is None replaced by the budget's value."""
     return {k: (budget[k] if v is None and k in budget else v) for k, v in settings.items()}
+
+
+def train_dtype_of(shape: tuple[int, ...]) -> str:
+    """The ``train_dtype`` of realizations of ``shape`` (:data:`TRAIN_DTYPES`)."""
+    return TRAIN_DTYPES["large" if is_large_image(tuple(shape)) else "small"]
+
+
+def candidate_dtype_of(shape: tuple[int, ...]) -> str:
+    """The ``candidate_dtype`` of realizations of ``shape`` (:data:`CANDIDATE_DTYPES`)."""
+    return CANDIDATE_DTYPES["image" if is_image(tuple(shape)) else "vector"]
+
+
+def resolve_rcc(settings: Mapping[str, Any], source: Any) -> dict[str, Any]:
+    """NERD-RCC's settings with the ``candidate_dtype`` of the source's kind filled in."""
+    return with_budget(settings, {"candidate_dtype": candidate_dtype_of(source.shape)})
 
 
 def nerd_kind(shape: tuple[int, ...]) -> str:
     """The key of :data:`NERD_BUDGETS` for realizations of ``shape``."""
     if not is_image(shape):
         return "fc"
-    return "conv-large" if shape[1] * shape[2] > LARGE_IMAGE_PIXELS else "conv"
+    return "conv-large" if is_large_image(shape) else "conv"
 
 
 def resolve_nerd(settings: Mapping[str, Any], source: Any) -> dict[str, Any]:
     """NERD's settings with the budget of its generator kind filled in."""
-    return with_budget(settings, NERD_BUDGETS[nerd_kind(tuple(source.shape))])
+    return with_budget(
+        settings, {**NERD_BUDGETS[nerd_kind(tuple(source.shape))], "train_dtype": train_dtype_of(source.shape)}
+    )
 
 
 def _by_kind(settings: Mapping[str, Any], source: Any, budgets: Mapping[str, Mapping[str, int]]) -> dict[str, Any]:
-    """``settings`` with the ``image`` or ``vector`` budget of ``budgets`` filled in."""
-    return with_budget(settings, budgets["image" if is_image(tuple(source.shape)) else "vector"])
+    """``settings`` with the ``image`` or ``vector`` budget of ``budgets`` and the source's
+    ``train_dtype`` filled in."""
+    budget = budgets["image" if is_image(tuple(source.shape)) else "vector"]
+    return with_budget(settings, {**budget, "train_dtype": train_dtype_of(source.shape)})
 
 
 def resolve_ntc(settings: Mapping[str, Any], source: Any) -> dict[str, Any]:

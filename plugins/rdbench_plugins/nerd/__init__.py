@@ -8,7 +8,8 @@ This module only declares the record (it must not import torch); the estimator l
 from __future__ import annotations
 
 from rdbench import EstimatorRecord, hookimpl
-from rdbench.settings import number, whole
+from rdbench.settings import choice, number, whole
+from rdbench_plugins.budgets import DTYPES
 
 
 @hookimpl
@@ -44,6 +45,7 @@ def rdbench_estimators() -> list[EstimatorRecord]:
                 "n_eval": 4096,
                 "n_eval_coarse": 131072,
                 "m_eval_max": 2**17,
+                "train_dtype": None,
             },
             checks={
                 **{
@@ -56,6 +58,7 @@ def rdbench_estimators() -> list[EstimatorRecord]:
                 "lr": number(above=0),
                 "warm_lr": number(above=0),
                 "tol_bits": number(above=0),
+                "train_dtype": choice(*DTYPES),
             },
             profiles={
                 "smoke": {

@@ -32,7 +32,8 @@ from rdbench.distortion import flatten
 from rdbench.interfaces import Estimator, RDPoint, Source
 from rdbench.targets import Target, highest_rate_first
 from rdbench.units import to_bits, to_nats
-from rdbench_plugins.budgets import NERD_BUDGETS, nerd_kind, with_budget
+from rdbench_plugins._precision import use_train_dtype
+from rdbench_plugins.budgets import NERD_BUDGETS, nerd_kind, train_dtype_of, with_budget
 from rdbench_plugins.nerd.generators import ConvGenerator, FCGenerator, build_generator, generator_config
 from rdbench_plugins.nerd.readout import ReadoutSettings, read_out
 from rdbench_plugins.nerd.storage import generator_bytes
@@ -54,6 +55,9 @@ class NERD(Estimator):
     and batches (:class:`.train.TrainSettings`); max_steps, m_train_max, pairs, channels, window
     and lr_drops left at None take the budget of the source's kind
     (:data:`rdbench_plugins.budgets.NERD_BUDGETS`; the runner fills them in at plan time).
+    train_dtype: ``float32``, or ``bfloat16`` for the conv generator's DCGAN part in a training
+    step (:mod:`rdbench_plugins._precision`; validation and read-out stay float32); None: by
+    image size (:data:`rdbench_plugins.budgets.TRAIN_DTYPES`).
     n_eval, n_eval_coarse, m_eval_max: the read-out's sample sizes
     (:class:`.readout.ReadoutSettings`).
     """
@@ -78,6 +82,7 @@ class NERD(Estimator):
         n_eval: int = 4096,
         n_eval_coarse: int = 131072,
         m_eval_max: int = 2**17,
+        train_dtype: str | None = None,
     ) -> None:
         self.device = torch.device(device)
         if self.device.type == "cuda" and not torch.cuda.is_available():
@@ -98,6 +103,7 @@ class NERD(Estimator):
             "window": window,
             "lr_drops": lr_drops,
         }
+        self.train_dtype = train_dtype
         self.warm_settings = dataclasses.replace(self.train_settings, lr=float(warm_lr))
         self.readout_settings = ReadoutSettings(
             n_fine=int(n_eval),
@@ -133,6 +139,7 @@ class NERD(Estimator):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             generator = build_generator(config).to(self.device)
+        use_train_dtype(generator, self.train_dtype or train_dtype_of(source.shape))
         n_eval = self.readout_settings.n_fine + self.readout_settings.n_coarse
         x_eval = self._samples(source, n_eval, seed, "test")
         order = highest_rate_first(resolved)

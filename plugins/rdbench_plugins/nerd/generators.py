@@ -22,6 +22,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from rdbench_plugins._precision import MixedPrecision
+
 #: Latent dimension of the convolutional generator (paper App. C).
 CONV_LATENT_DIM = 128
 #: Channel parameter c_d of the convolutional generator (paper App. C, B).
@@ -102,7 +104,7 @@ class FCGenerator(nn.Module):
         out.bias.mul_(factor).add_((1.0 - factor) * center)
 
 
-class ConvGenerator(nn.Module):
+class ConvGenerator(MixedPrecision, nn.Module):
     """z (B, latent_dim) -> y (B, C, H, W) in [0, 1]: sigmoid(DCGAN(z) + skip(z) + offset).
 
     DCGAN part: Linear(latent, 2^(s-1) c_d h0 w0) - ReLU, reshaped to 2^(s-1) c_d x h0 x w0,
@@ -115,6 +117,8 @@ class ConvGenerator(nn.Module):
     source's mean and principal axes, as the FC generator does, so training refines a
     reasonable Q_Y instead of growing one from a single image (much slower: on 8 x 8 digits
     the mean-image start did not reach D/D_max = 0.4 in 600 steps).
+
+    The DCGAN part may train in mixed precision (:mod:`rdbench_plugins._precision`).
     """
 
     def __init__(self, shape: Sequence[int], latent_dim: int, channels: int) -> None:
@@ -134,7 +138,9 @@ class ConvGenerator(nn.Module):
         self.offset = nn.Parameter(torch.zeros(c, h, w))
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        return self.finish(self.upsample(self.project(z).view(-1, *self.base)), z)
+        with self.mixed(z.device):  # the DCGAN part; the skip, offset and sigmoid stay in float32
+            y = self.upsample(self.project(z).view(-1, *self.base))
+        return self.finish(y.float(), z)
 
     def finish(self, y: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
         """The output from the DCGAN part's y (B, C, >= H, >= W) and z: crop, add skip and offset, sigmoid."""

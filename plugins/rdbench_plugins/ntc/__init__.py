@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from rdbench import CodecRecord, hookimpl
 from rdbench.settings import choice, number, whole
+from rdbench_plugins.budgets import DTYPES
 
 _MODULE = "rdbench_plugins.ntc"
 _DEFAULTS = {
@@ -30,6 +31,7 @@ _DEFAULTS = {
     "tail_mass": 1e-6,
     "max_support": 4095,
     "precision": 16,
+    "train_dtype": None,
     "device": "cpu",
 }
 #: The quantization proxies NTC trains with (:mod:`.model`).
@@ -45,6 +47,7 @@ _CHECKS = {
     "tail_mass": number(above=0, below=0.5),
     "max_support": whole(minimum=1),
     "precision": whole(minimum=2, maximum=16),
+    "train_dtype": choice(*DTYPES),
 }
 _PROFILES = {
     "smoke": {

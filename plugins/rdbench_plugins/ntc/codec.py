@@ -27,7 +27,8 @@ from rdbench.targets import Target
 from rdbench_plugins._holdout import held_out
 from rdbench_plugins._lagrange import WARM_RULE, warm_lambda
 from rdbench_plugins._networks import seeded
-from rdbench_plugins.budgets import NTC_BUDGETS, is_image, with_budget
+from rdbench_plugins._precision import use_train_dtype
+from rdbench_plugins.budgets import NTC_BUDGETS, is_image, train_dtype_of, with_budget
 from rdbench_plugins.ntc.model import NTCModel
 from rdbench_plugins.ntc.training import START_FACTOR, TrainingLog, initial_step, train
 
@@ -66,8 +67,11 @@ class NTC(Codec):
     a fraction of ``steps``; None: the source kind's, see
     :data:`~rdbench_plugins.budgets.NTC_BUDGETS` and :meth:`fit_curve`), tail_mass
     (probability outside each coding table's support, coded by escape), max_support
-    (integers per table), precision (bits of the quantized tables), device (torch device for
-    training). The three step counts left at None take the budget of the source's kind
+    (integers per table), precision (bits of the quantized tables), train_dtype (``float32``,
+    or ``bfloat16`` for the conv layers of a training step, see
+    :mod:`rdbench_plugins._precision`; None: by image size, see
+    :data:`~rdbench_plugins.budgets.TRAIN_DTYPES`), device (torch device for training). The
+    three step counts left at None take the budget of the source's kind
     (:data:`rdbench_plugins.budgets.NTC_BUDGETS`; the runner fills them in at plan time).
     """
 
@@ -90,6 +94,7 @@ class NTC(Codec):
         tail_mass: float = 1e-6,
         max_support: int = 4095,
         precision: int = 16,
+        train_dtype: str | None = None,
         device: str = "cpu",
     ) -> None:
         if not max_support < 2 ** (precision - 1):
@@ -105,6 +110,7 @@ class NTC(Codec):
         self.warm_fraction = None if warm_fraction is None else float(warm_fraction)
         self.latent, self.hidden = latent, hidden
         self.tail_mass, self.max_support, self.precision = float(tail_mass), int(max_support), int(precision)
+        self.train_dtype = train_dtype
         self.device = torch.device(device)
         self.model: NTCModel | None = None
         self.models: list[IntegerModel] = []
@@ -187,7 +193,7 @@ class NTC(Codec):
         """A new model, its step from :func:`.training.initial_step`, trained for ``target``."""
         step = initial_step(val_x, source.distortion, target.distortion, slope.bits)
         self.model = seeded(seed, lambda: NTCModel(tuple(source.shape), self.latent, self.hidden, step))
-        self.model.to(self.device)
+        use_train_dtype(self.model, self.train_dtype or train_dtype_of(source.shape)).to(self.device)
         return self._train(
             target, seed, distortion, train_x, val_x, slope.bits, slope.rule, self._budget(source), warm_start=False
         )

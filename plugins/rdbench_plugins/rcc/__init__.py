@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from rdbench import CodecRecord, hookimpl
 from rdbench.settings import choice, number, whole
+from rdbench_plugins.budgets import DTYPES
 
 _FACTORY = "rdbench_plugins.rcc.codec:RCC"
 #: Test realizations NERD-RCC codes per profile (None: the runner's count).
@@ -49,6 +50,7 @@ _NERD = {
     "device": "cpu",
     "generator": None,
     "generator_rate_bits": None,
+    "candidate_dtype": None,
 }
 _CHECKS = {
     "method": choice(*METHODS),
@@ -64,6 +66,7 @@ _NERD_CHECKS = {
     **_CHECKS,
     "generator_rate_bits": number(minimum=0),
     "nerd_profile": choice(*NERD_MAX_TEST),
+    "candidate_dtype": choice(*DTYPES),
 }
 _NERD_PROFILES = {profile: {"nerd_profile": profile, "max_test": n} for profile, n in NERD_MAX_TEST.items()}
 _NERD_PROFILES["smoke"]["index_pilots"] = SMOKE_INDEX_PILOTS
@@ -102,6 +105,7 @@ def rdbench_codecs() -> list[CodecRecord]:
             curve=True,
             file_settings=("generator",),
             reads=("nerd",),
+            resolve="rdbench_plugins.budgets:resolve_rcc",
         ),
         CodecRecord(
             name="orc-nerd",
@@ -115,5 +119,6 @@ def rdbench_codecs() -> list[CodecRecord]:
             curve=True,
             file_settings=("generator",),
             reads=("nerd",),
+            resolve="rdbench_plugins.budgets:resolve_rcc",
         ),
     ]

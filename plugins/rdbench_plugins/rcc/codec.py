@@ -60,8 +60,11 @@ class RCC(Codec):
     NERD channel only: nerd_profile (the ``nerd`` record's profile to train with, default
     ``default``), nerd (overrides of its settings) and device (NERD's training device, unless
     nerd names one); or generator (a path to a NERD ``generator.pt``, used instead of
-    training) with generator_rate_bits (the rate NERD reported for it, C). Candidates are
-    generated and scored on the CPU.
+    training) with generator_rate_bits (the rate NERD reported for it, C); candidate_dtype
+    (``float32`` or ``bfloat16``: the dtype the generator draws candidates in, see
+    :class:`.learned.NerdChannel`; None: by the kind of realization,
+    :data:`rdbench_plugins.budgets.CANDIDATE_DTYPES`). Candidates are generated and scored
+    on the CPU.
     """
 
     coding = "one-shot"
@@ -84,6 +87,7 @@ class RCC(Codec):
         device: str | None = None,
         generator: str | None = None,
         generator_rate_bits: float | None = None,
+        candidate_dtype: str | None = None,
     ) -> None:
         if n_candidates is not None and n_candidates > max_candidates:
             raise ValueError(f"n_candidates={n_candidates} exceeds max_candidates={max_candidates}")
@@ -93,6 +97,7 @@ class RCC(Codec):
             "device": device,
             "generator": generator,
             "generator_rate_bits": generator_rate_bits,
+            "candidate_dtype": candidate_dtype,
         }
         if channel == "exact" and any(v is not None for v in nerd_only.values()):
             given = sorted(k for k, v in nerd_only.items() if v is not None)
@@ -116,6 +121,7 @@ class RCC(Codec):
         self.nerd = {"device": device or "cpu", **(nerd or {})}
         self.generator = generator
         self.generator_rate_bits = generator_rate_bits
+        self.candidate_dtype = candidate_dtype
         self._log: list[tuple[Selection, float, float]] = []  # (selection, seconds, ideal bits) per encode
 
     # -- fitting ---------------------------------------------------------------------------
@@ -167,10 +173,10 @@ class RCC(Codec):
         if self.generator is not None:
             if len(targets) > 1:
                 raise ValueError("a generator file holds one point: run it with one target")
-            return [NerdChannel.from_file(self.generator, self.generator_rate_bits, source)]
+            return [NerdChannel.from_file(self.generator, self.generator_rate_bits, source, self.candidate_dtype)]
         if self.generator_rate_bits is not None:
             raise ValueError("generator_rate_bits needs a generator file")
-        return NerdChannel.trained(source, targets, seed, self.nerd_profile, self.nerd)
+        return NerdChannel.trained(source, targets, seed, self.nerd_profile, self.nerd, self.candidate_dtype)
 
     def _limit(self, rate_bits: float) -> int:
         """N: n_candidates, max_candidates for exact PFR, else 2^ceil(C + margin_bits)."""

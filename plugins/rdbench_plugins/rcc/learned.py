@@ -3,6 +3,13 @@
 The generator and beta* come from a NERD generator file (the ``generator.pt`` artifact of a
 ``nerd`` cell, see :mod:`rdbench_plugins.nerd.storage`); C is NERD's rate estimate at that
 point. Candidate coordinates are the flattened reproductions; d is the source's measure.
+
+The generator may draw candidates in bfloat16 (``candidate_dtype``): its linear and
+convolutional layers then run under bfloat16 autocast, about twice as fast on a CPU with
+bfloat16 units (``benchmarks/rcc_images.py`` prints the samples per second). The
+candidates are still float32 arrays, drawn alike by encoder and decoder, so the code stays
+exact; its proposal is the bfloat16 generator's push-forward, which differs from NERD's
+float32 one by bfloat16 rounding (a few thousandths of a pixel value in [0, 1]).
 """
 
 from __future__ import annotations
@@ -17,6 +24,8 @@ import torch
 
 from rdbench.interfaces import RDPoint, Source
 from rdbench.targets import Target
+from rdbench_plugins._precision import computing_in
+from rdbench_plugins.budgets import DTYPES, candidate_dtype_of
 from rdbench_plugins.nerd.storage import load_generator, read_generator_file
 from rdbench_plugins.rcc.channels import Channel
 
@@ -26,11 +35,20 @@ class NerdChannel(Channel):
 
     generator_file: the file's bytes. rate_bits: C, NERD's rate estimate at the generator's
     point (bits per realization). info: extra numbers for the results (NERD's details).
+    candidate_dtype: ``float32`` or ``bfloat16`` (see the module docstring); None: by the
+    kind of realization (:data:`rdbench_plugins.budgets.CANDIDATE_DTYPES`).
     """
 
     name = "nerd"
 
-    def __init__(self, generator_file: bytes, rate_bits: float, source: Source, info: Mapping[str, Any] | None = None):
+    def __init__(
+        self,
+        generator_file: bytes,
+        rate_bits: float,
+        source: Source,
+        info: Mapping[str, Any] | None = None,
+        candidate_dtype: str | None = None,
+    ):
         data = read_generator_file(generator_file)
         config = data["config"]
         if tuple(config["shape"]) != tuple(source.shape):
@@ -51,20 +69,31 @@ class NerdChannel(Channel):
         self._shape = tuple(source.shape)
         self._latent = int(config["latent_dim"])
         self._generator = load_generator(generator_file).for_sampling()
+        self.candidate_dtype = candidate_dtype or candidate_dtype_of(source.shape)
+        if self.candidate_dtype not in DTYPES:
+            raise ValueError(f"candidate_dtype must be one of {', '.join(DTYPES)}, got {candidate_dtype!r}")
         self._info = dict(info or {})
 
     @classmethod
-    def from_file(cls, path: str | os.PathLike[str], rate_bits: float | None, source: Source) -> NerdChannel:
+    def from_file(
+        cls, path: str | os.PathLike[str], rate_bits: float | None, source: Source, candidate_dtype: str | None = None
+    ) -> NerdChannel:
         """A generator file written by a NERD cell, with the rate NERD reported for it."""
         if rate_bits is None:
             raise ValueError("a generator file needs generator_rate_bits: the rate NERD reported at that point")
         with open(path, "rb") as stream:
             blob = stream.read()
-        return cls(blob, rate_bits, source, {"generator_file": os.fspath(path)})
+        return cls(blob, rate_bits, source, {"generator_file": os.fspath(path)}, candidate_dtype)
 
     @classmethod
     def trained(
-        cls, source: Source, targets: Sequence[Target], seed: int, profile: str, overrides: Mapping[str, Any]
+        cls,
+        source: Source,
+        targets: Sequence[Target],
+        seed: int,
+        profile: str,
+        overrides: Mapping[str, Any],
+        candidate_dtype: str | None = None,
     ) -> list[NerdChannel]:
         """The channels of the registered ``nerd`` estimator's points (its record's ``profile``
         settings, then ``overrides``) on the source's train split at each of ``targets``: read
@@ -73,10 +102,14 @@ class NerdChannel(Channel):
         from rdbench.cells import estimate
 
         points = estimate("nerd", overrides, source, targets, seed, profile)
-        return [cls._from_point(pts[0], target, source, profile) for pts, target in zip(points, targets)]
+        return [
+            cls._from_point(pts[0], target, source, profile, candidate_dtype) for pts, target in zip(points, targets)
+        ]
 
     @classmethod
-    def _from_point(cls, point: RDPoint, target: Target, source: Source, profile: str) -> NerdChannel:
+    def _from_point(
+        cls, point: RDPoint, target: Target, source: Source, profile: str, candidate_dtype: str | None
+    ) -> NerdChannel:
         if point.rate_ceiling_bits is not None and point.rate_bits > point.rate_ceiling_bits - 1:
             raise ValueError(
                 f"NERD's estimate ({point.rate_bits:.2f} bits at D = {point.distortion:.4g}) is within 1 bit of "
@@ -92,14 +125,16 @@ class NerdChannel(Channel):
             "nerd_profile": profile,
             "nerd_cell": point.details.get("reused_cell"),
         }
-        return cls(point.artifacts["generator.pt"], max(point.rate_bits, 0.0), source, info)
+        return cls(point.artifacts["generator.pt"], max(point.rate_bits, 0.0), source, info, candidate_dtype)
 
     @torch.no_grad()
     def sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
-        """G(z) for z ~ N(0, I) drawn by torch (faster than numpy) from a seed taken from rng."""
+        """G(z) for z ~ N(0, I) drawn by torch (faster than numpy) from a seed taken from rng,
+        computed in ``candidate_dtype``."""
         z = torch.randn(n, self._latent, generator=torch.Generator().manual_seed(int(rng.integers(2**63))))
-        y = self._generator(z).reshape(n, self.dim)
-        return np.ascontiguousarray(y.numpy(), dtype=np.float32)
+        with computing_in(self.candidate_dtype):
+            y = self._generator(z).reshape(n, self.dim)
+        return np.ascontiguousarray(y.float().numpy(), dtype=np.float32)
 
     def coordinates(self, x: np.ndarray) -> np.ndarray:
         return np.asarray(x, dtype=np.float32).reshape(self.dim)
@@ -108,4 +143,4 @@ class NerdChannel(Channel):
         return np.asarray(y, dtype=np.float64).reshape(self._shape)
 
     def details(self) -> dict[str, Any]:
-        return {**super().details(), **self._info}
+        return {**super().details(), **self._info, "candidate_dtype": self.candidate_dtype}

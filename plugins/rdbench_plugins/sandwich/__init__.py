@@ -19,7 +19,8 @@ steps and 6 evaluation batches.
 from __future__ import annotations
 
 from rdbench import EstimatorRecord, hookimpl
-from rdbench.settings import number, whole
+from rdbench.settings import choice, number, whole
+from rdbench_plugins.budgets import DTYPES
 
 _MODULE = "rdbench_plugins.sandwich"
 
@@ -50,10 +51,12 @@ def rdbench_estimators() -> list[EstimatorRecord]:
                 "components": 8,
                 "calibration_rounds": 3,
                 "warm_fraction": 0.4,
+                "train_dtype": None,
                 "device": "cpu",
             },
             checks={
                 **{key: whole(minimum=1) for key in ("steps", "batch_size", "n_train", "n_val", "latent", "hidden")},
+                "train_dtype": choice(*DTYPES),
                 "n_test": whole(minimum=2),
                 "layers": whole(minimum=0),
                 "components": whole(minimum=1),

@@ -51,6 +51,8 @@ from rdbench_plugins._holdout import held_out
 from rdbench_plugins._lagrange import WARM_RULE, meet_target, recalibrated, warm_lambda
 from rdbench_plugins._networks import LinearPlusMLP, seeded
 from rdbench_plugins._optimization import calibration_checkpoints, optimize
+from rdbench_plugins._precision import use_train_dtype
+from rdbench_plugins.budgets import train_dtype_of
 from rdbench_plugins.sandwich.common import MeanSE, along_curve, samples, timed
 
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
@@ -152,8 +154,10 @@ class SandwichUpper(Estimator):
     least as many latent elements as pixels), hidden (vectors: MLP width, None: 128; images:
     conv channels, None: 32), layers (MLP depth; unused for images), components (mixture
     components per latent element), calibration_rounds (see the module docstring),
-    warm_fraction (the share of ``steps`` a warm-started fit along a curve trains), device
-    (torch device).
+    warm_fraction (the share of ``steps`` a warm-started fit along a curve trains), train_dtype
+    (``float32``, or ``bfloat16`` for the conv layers of a training step, see
+    :mod:`rdbench_plugins._precision`; None: by image size, see
+    :data:`~rdbench_plugins.budgets.TRAIN_DTYPES`), device (torch device).
     Architectures: :class:`BetaVAE`.
     """
 
@@ -171,9 +175,11 @@ class SandwichUpper(Estimator):
         components: int = 8,
         calibration_rounds: int = 3,
         warm_fraction: float = 0.4,
+        train_dtype: str | None = None,
         device: str = "cpu",
     ) -> None:
         self.warm_fraction = float(warm_fraction)
+        self.train_dtype = train_dtype
         self.steps, self.batch_size, self.lr = int(steps), int(batch_size), float(lr)
         self.n_train, self.n_val, self.n_test = int(n_train), int(n_val), int(n_test)
         self.latent = None if latent is None else int(latent)
@@ -224,6 +230,7 @@ class SandwichUpper(Estimator):
         lam = slope.bits  # bits per unit distortion; rates in the loss are in bits
         if previous is None:
             model = seeded(seed, lambda: BetaVAE(shape, latent, hidden, self.layers, self.components)).to(self.device)
+            use_train_dtype(model, self.train_dtype or train_dtype_of(shape))
             steps = self.steps
         else:
             model, steps = copy.deepcopy(previous[0]), max(1, round(self.warm_fraction * self.steps))

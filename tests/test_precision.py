@@ -181,6 +181,8 @@ def test_nerd_rcc_draws_image_candidates_in_bfloat16_and_decodes_them_exactly(tm
     assert fast.candidate_dtype == "bfloat16" and fast.details()["candidate_dtype"] == "bfloat16"
     y16, y32 = (c.sample(np.random.default_rng(5), 512) for c in (fast, exact))
     assert y16.dtype == np.float32 and 0 < np.abs(y16 - y32).max() < 0.01
+    with pytest.raises(ValueError, match="candidate_dtype must be one of float32, bfloat16"):
+        NerdChannel(blob, 3.0, src, candidate_dtype="float16")
 
     path = tmp_path / "generator.pt"
     path.write_bytes(blob)

@@ -21,11 +21,16 @@ from torch import nn
 from rdbench_plugins.budgets import DTYPES
 
 
+def checked_dtype(setting: str, dtype: str) -> str:
+    """``dtype`` if it is one of :data:`~rdbench_plugins.budgets.DTYPES`, else a ValueError naming ``setting``."""
+    if dtype not in DTYPES:
+        raise ValueError(f"{setting} must be one of {', '.join(DTYPES)}, got {dtype!r}")
+    return dtype
+
+
 def computing_in(dtype: str, device: torch.device | str = "cpu") -> contextlib.AbstractContextManager:
     """bfloat16 autocast on ``device`` for ``dtype`` ``"bfloat16"``; a no-op for ``"float32"``."""
-    if dtype not in DTYPES:
-        raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
-    if dtype == "float32":
+    if checked_dtype("dtype", dtype) == "float32":
         return contextlib.nullcontext()
     return torch.autocast(torch.device(device).type, dtype=torch.bfloat16)
 
@@ -42,10 +47,9 @@ class MixedPrecision:
 
 
 def use_train_dtype(module: nn.Module, train_dtype: str) -> nn.Module:
-    """Set ``train_dtype`` (one of :data:`~rdbench_plugins.budgets.DTYPES`) on every :class:`MixedPrecision`
-    submodule of ``module`` (itself included); returns ``module``."""
-    if train_dtype not in DTYPES:
-        raise ValueError(f"train_dtype must be one of {', '.join(DTYPES)}, got {train_dtype!r}")
+    """Set ``train_dtype`` (one of :data:`~rdbench_plugins.budgets.DTYPES`) on every
+    :class:`MixedPrecision` submodule of ``module`` (itself included); returns ``module``."""
+    checked_dtype("train_dtype", train_dtype)
     for sub in module.modules():
         if isinstance(sub, MixedPrecision):
             sub.train_dtype = train_dtype

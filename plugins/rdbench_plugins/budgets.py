@@ -67,7 +67,8 @@ DTYPES: tuple[str, ...] = ("float32", "bfloat16")
 
 #: The dtype NERD-RCC's generator draws candidates in, by the kind of realization
 #: (:class:`rdbench_plugins.rcc.learned.NerdChannel`): the conv generator of images in
-#: bfloat16, about twice as fast (``benchmarks/rcc_images.py`` prints both speeds).
+#: bfloat16, which draws faster where the CPU has bfloat16 units (``benchmarks/rcc_images.py``
+#: prints both speeds).
 CANDIDATE_DTYPES = {"vector": "float32", "image": "bfloat16"}
 
 

@@ -5,11 +5,11 @@ The generator and beta* come from a NERD generator file (the ``generator.pt`` ar
 point. Candidate coordinates are the flattened reproductions; d is the source's measure.
 
 The generator may draw candidates in bfloat16 (``candidate_dtype``): its linear and
-convolutional layers then run under bfloat16 autocast, about twice as fast on a CPU with
-bfloat16 units (``benchmarks/rcc_images.py`` prints the samples per second). The
-candidates are still float32 arrays, drawn alike by encoder and decoder, so the code stays
-exact; its proposal is the bfloat16 generator's push-forward, which differs from NERD's
-float32 one by bfloat16 rounding (a few thousandths of a pixel value in [0, 1]).
+convolutional layers then run under bfloat16 autocast, faster on a CPU with bfloat16 units
+(``benchmarks/rcc_images.py`` prints the samples per second and the largest difference from
+float32 draws). The candidates are still float32 arrays, drawn alike by encoder and decoder,
+so the code stays exact; its proposal is the bfloat16 generator's push-forward, which differs
+from NERD's float32 one by bfloat16 rounding (8 significant bits per activation).
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ import torch
 
 from rdbench.interfaces import RDPoint, Source
 from rdbench.targets import Target
-from rdbench_plugins._precision import computing_in
-from rdbench_plugins.budgets import DTYPES, candidate_dtype_of
+from rdbench_plugins._precision import checked_dtype, computing_in
+from rdbench_plugins.budgets import candidate_dtype_of
 from rdbench_plugins.nerd.storage import load_generator, read_generator_file
 from rdbench_plugins.rcc.channels import Channel
 
@@ -69,9 +69,7 @@ class NerdChannel(Channel):
         self._shape = tuple(source.shape)
         self._latent = int(config["latent_dim"])
         self._generator = load_generator(generator_file).for_sampling()
-        self.candidate_dtype = candidate_dtype or candidate_dtype_of(source.shape)
-        if self.candidate_dtype not in DTYPES:
-            raise ValueError(f"candidate_dtype must be one of {', '.join(DTYPES)}, got {candidate_dtype!r}")
+        self.candidate_dtype = checked_dtype("candidate_dtype", candidate_dtype or candidate_dtype_of(source.shape))
         self._info = dict(info or {})
 
     @classmethod

@@ -6,8 +6,10 @@ import sys
 import textwrap
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from rdbench import Source, SquaredError
 from rdbench.registry import get_registry
 
 HERE = Path(__file__).parent
@@ -103,3 +105,19 @@ FAST_NERD = {
     "anneal_steps": 50,
     "patience": 1,
 }
+
+
+class SmoothImages(Source):
+    """Smooth random images: N(0, 1) pixels on a grid ``block`` times coarser, upsampled by
+    repetition and cropped to ``shape``, plus N(0, 0.01) noise per pixel; squared error."""
+
+    shape: tuple[int, int, int] = (1, 20, 20)
+    block = 4
+    distortion = SquaredError()
+
+    def sample(self, n, seed, split="train"):
+        rng = self.rng(seed, split)
+        c, h, w = self.shape
+        coarse = rng.normal(size=(n, c, -(-h // self.block), -(-w // self.block)))
+        smooth = np.kron(coarse, np.ones((1, 1, self.block, self.block)))[..., :h, :w]
+        return smooth + 0.1 * rng.normal(size=(n, *self.shape))

@@ -12,7 +12,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 
-from conftest import run_smoke  # noqa: E402
+from conftest import SmoothImages, run_smoke  # noqa: E402
 
 from rdbench import Source, SquaredError  # noqa: E402
 from rdbench.registry import get_registry  # noqa: E402
@@ -35,16 +35,11 @@ FAST = dict(
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-class TinyImages(Source):
+class TinyImages(SmoothImages):
     """Smooth random images of shape (1, 6, 6) (not a multiple of 4: padding and cropping)."""
 
     shape = (1, 6, 6)
-    distortion = SquaredError()
-
-    def sample(self, n, seed, split="train"):
-        rng = self.rng(seed, split)
-        base = rng.normal(size=(n, 1, 3, 3))
-        return np.kron(base, np.ones((1, 1, 2, 2))) + 0.1 * rng.normal(size=(n, 1, 6, 6))
+    block = 2
 
 
 def source(name, **settings):

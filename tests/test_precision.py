@@ -11,6 +11,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+from conftest import SmoothImages  # noqa: E402
+
 from rdbench import Source, SquaredError  # noqa: E402
 from rdbench.registry import get_registry  # noqa: E402
 from rdbench.targets import Target  # noqa: E402
@@ -115,18 +117,6 @@ def test_a_bad_dtype_setting_is_refused_at_plan_time():
     ]:
         with pytest.raises(ValueError, match=f'{key}.*one of "float32", "bfloat16"'):
             registry.get(kind, name).record.check_settings({key: "float16"})
-
-
-class SmoothImages(Source):
-    """Smooth random 1 x 20 x 20 images (400 pixels: a large image, trained in bfloat16)."""
-
-    shape = (1, 20, 20)
-    distortion = SquaredError()
-
-    def sample(self, n, seed, split="train"):
-        rng = self.rng(seed, split)
-        coarse = rng.normal(size=(n, 1, 5, 5))
-        return np.kron(coarse, np.ones((4, 4))) + 0.1 * rng.normal(size=(n, *self.shape))
 
 
 def test_ntc_trained_in_bfloat16_lands_on_its_target_on_large_images(one_torch_thread):

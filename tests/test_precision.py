@@ -101,6 +101,7 @@ def test_the_train_dtype_is_resolved_by_image_size_and_a_set_one_is_kept(shape, 
     for resolve in (resolve_ntc, resolve_nerd, resolve_sandwich_upper):
         assert resolve({"train_dtype": None}, src) == {"train_dtype": dtype}
         assert resolve({"train_dtype": "float32"}, src) == {"train_dtype": "float32"}
+    assert use_train_dtype(ConvDown(1, 4, 4), None, shape).train_dtype == dtype  # the classes' own default
     assert resolve_rcc({"candidate_dtype": None}, src) == {
         "candidate_dtype": "bfloat16" if len(shape) == 3 else "float32"
     }

@@ -18,7 +18,7 @@ import contextlib
 import torch
 from torch import nn
 
-from rdbench_plugins.budgets import DTYPES
+from rdbench_plugins.budgets import DTYPES, train_dtype_of
 
 
 def checked_dtype(setting: str, dtype: str) -> str:
@@ -46,11 +46,12 @@ class MixedPrecision:
         return computing_in(self.train_dtype if training else "float32", device)
 
 
-def use_train_dtype(module: nn.Module, train_dtype: str) -> nn.Module:
-    """Set ``train_dtype`` (one of :data:`~rdbench_plugins.budgets.DTYPES`) on every
+def use_train_dtype(module: nn.Module, train_dtype: str | None, shape: tuple[int, ...] = ()) -> nn.Module:
+    """Set ``train_dtype`` (one of :data:`~rdbench_plugins.budgets.DTYPES`; None: the default
+    for realizations of ``shape``, :func:`~rdbench_plugins.budgets.train_dtype_of`) on every
     :class:`MixedPrecision` submodule of ``module`` (itself included); returns ``module``."""
-    checked_dtype("train_dtype", train_dtype)
+    dtype = checked_dtype("train_dtype", train_dtype or train_dtype_of(shape))
     for sub in module.modules():
         if isinstance(sub, MixedPrecision):
-            sub.train_dtype = train_dtype
+            sub.train_dtype = dtype
     return module

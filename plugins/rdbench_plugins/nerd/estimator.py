@@ -33,7 +33,7 @@ from rdbench.interfaces import Estimator, RDPoint, Source
 from rdbench.targets import Target, highest_rate_first
 from rdbench.units import to_bits, to_nats
 from rdbench_plugins._precision import use_train_dtype
-from rdbench_plugins.budgets import NERD_BUDGETS, nerd_kind, train_dtype_of, with_budget
+from rdbench_plugins.budgets import NERD_BUDGETS, nerd_kind, with_budget
 from rdbench_plugins.nerd.generators import ConvGenerator, FCGenerator, build_generator, generator_config
 from rdbench_plugins.nerd.readout import ReadoutSettings, read_out
 from rdbench_plugins.nerd.storage import generator_bytes
@@ -139,7 +139,7 @@ class NERD(Estimator):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
             generator = build_generator(config).to(self.device)
-        use_train_dtype(generator, self.train_dtype or train_dtype_of(source.shape))
+        use_train_dtype(generator, self.train_dtype, source.shape)
         n_eval = self.readout_settings.n_fine + self.readout_settings.n_coarse
         x_eval = self._samples(source, n_eval, seed, "test")
         order = highest_rate_first(resolved)

@@ -28,7 +28,7 @@ from rdbench_plugins._holdout import held_out
 from rdbench_plugins._lagrange import WARM_RULE, warm_lambda
 from rdbench_plugins._networks import seeded
 from rdbench_plugins._precision import use_train_dtype
-from rdbench_plugins.budgets import NTC_BUDGETS, is_image, train_dtype_of, with_budget
+from rdbench_plugins.budgets import NTC_BUDGETS, is_image, with_budget
 from rdbench_plugins.ntc.model import NTCModel
 from rdbench_plugins.ntc.training import START_FACTOR, TrainingLog, initial_step, train
 
@@ -193,7 +193,7 @@ class NTC(Codec):
         """A new model, its step from :func:`.training.initial_step`, trained for ``target``."""
         step = initial_step(val_x, source.distortion, target.distortion, slope.bits)
         self.model = seeded(seed, lambda: NTCModel(tuple(source.shape), self.latent, self.hidden, step))
-        use_train_dtype(self.model, self.train_dtype or train_dtype_of(source.shape)).to(self.device)
+        use_train_dtype(self.model, self.train_dtype, source.shape).to(self.device)
         return self._train(
             target, seed, distortion, train_x, val_x, slope.bits, slope.rule, self._budget(source), warm_start=False
         )

@@ -52,7 +52,6 @@ from rdbench_plugins._lagrange import WARM_RULE, meet_target, recalibrated, warm
 from rdbench_plugins._networks import LinearPlusMLP, seeded
 from rdbench_plugins._optimization import calibration_checkpoints, optimize
 from rdbench_plugins._precision import use_train_dtype
-from rdbench_plugins.budgets import train_dtype_of
 from rdbench_plugins.sandwich.common import MeanSE, along_curve, samples, timed
 
 _HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
@@ -230,7 +229,7 @@ class SandwichUpper(Estimator):
         lam = slope.bits  # bits per unit distortion; rates in the loss are in bits
         if previous is None:
             model = seeded(seed, lambda: BetaVAE(shape, latent, hidden, self.layers, self.components)).to(self.device)
-            use_train_dtype(model, self.train_dtype or train_dtype_of(shape))
+            use_train_dtype(model, self.train_dtype, shape)
             steps = self.steps
         else:
             model, steps = copy.deepcopy(previous[0]), max(1, round(self.warm_fraction * self.steps))

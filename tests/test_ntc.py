@@ -58,12 +58,15 @@ CASES = {
 }
 
 
-@pytest.mark.parametrize("block", [False, True], ids=["ntc", "block-ntc"])
-@pytest.mark.parametrize("case", sorted(CASES))
+@pytest.mark.parametrize(
+    ("case", "block"),
+    [(case, block) for case in sorted(CASES) for block in (None, "grid")] + [("image", "channels")],
+    ids=lambda v: {None: "ntc", "grid": "block-ntc", "channels": "block-ntc-channels"}.get(v, v),
+)
 def test_round_trip_is_bit_exact_on_every_shape(case, block):
     src = CASES[case]()
     target = "D=2" if case == "image" else "R=2"
-    codec = fitted(BlockNTC(block_size=4, **FAST) if block else NTC(**FAST), src, target)
+    codec = fitted(BlockNTC(block_size=4, layout=block, **FAST) if block else NTC(**FAST), src, target)
     x = src.sample(203, 1, "test")  # not a multiple of the block size
     message = codec.encode(x)
     assert isinstance(message, bytes)
@@ -98,19 +101,27 @@ def test_same_seed_same_numbers():
     assert runs[0].details()["slope_bits"] == runs[1].details()["slope_bits"]
 
 
-def test_block_source_stitches_images_2x2_and_concatenates_vectors():
-    images = BlockSource(TinyImages(), 4)
+def test_block_source_lays_out_images_and_concatenates_vectors():
     x = TinyImages().sample(8, 0)
-    blocks = images.stitch(x)
-    assert images.shape == (1, 12, 12) and blocks.shape == (2, 1, 12, 12)
+    stacked = BlockSource(TinyImages(), 4, "channels")  # B images as B channels
+    blocks = stacked.stitch(x)
+    assert stacked.shape == (4, 6, 6) and blocks.shape == (2, 4, 6, 6)
+    assert np.array_equal(blocks[0, 1], x[1, 0]) and np.array_equal(blocks[1, 2], x[6, 0])
+    assert np.array_equal(stacked.unstitch(blocks), x)
+    assert BlockSource(TinyImages(), 3, "channels").shape == (3, 6, 6)  # any B stacks
+    grid = BlockSource(TinyImages(), 4)  # the default layout, as the paper's
+    blocks = grid.stitch(x)
+    assert grid.shape == (1, 12, 12) and blocks.shape == (2, 1, 12, 12)
     assert np.array_equal(blocks[0, :, :6, 6:], x[1]) and np.array_equal(blocks[1, :, 6:, :6], x[6])
-    assert np.array_equal(images.unstitch(blocks), x)
+    assert np.array_equal(grid.unstitch(blocks), x)
     vectors = BlockSource(source("gaussian-m20"), 4)
     assert vectors.shape == (80,)
     assert vectors.rate_distortion(4 * 30.0) == pytest.approx(4 * vectors.base.rate_distortion(30.0))
     assert vectors.slope(4 * 30.0) == pytest.approx(vectors.base.slope(30.0))
     with pytest.raises(ValueError, match="square"):
         BlockSource(TinyImages(), 3)
+    with pytest.raises(ValueError, match="layout"):
+        BlockSource(TinyImages(), 4, "rows")
 
 
 def test_density_sums_to_one_over_the_integers():

@@ -34,6 +34,9 @@ _DEFAULTS = {
     "train_dtype": None,
     "device": "cpu",
 }
+#: How block-NTC lays out a block of B images (C, H, W): stacked as channels (B*C, H, W), or
+#: stitched into a sqrt(B) x sqrt(B) grid as the paper does (:class:`.block.BlockSource`).
+LAYOUTS: tuple[str, ...] = ("grid", "channels")
 #: The quantization proxies NTC trains with (:mod:`.model`).
 QUANTIZATIONS: tuple[str, ...] = ("noise", "mixed")
 _CHECKS = {
@@ -98,8 +101,8 @@ def rdbench_codecs() -> list[CodecRecord]:
             ),
             factory=f"{_MODULE}.block:BlockNTC",
             extras=("torch",),
-            defaults={"block_size": 4, **_DEFAULTS},
-            checks={"block_size": whole(minimum=1), **_CHECKS},
+            defaults={"block_size": 4, "layout": "grid", **_DEFAULTS},
+            checks={"block_size": whole(minimum=1), "layout": choice(*LAYOUTS), **_CHECKS},
             profiles=_PROFILES,
             resolve="rdbench_plugins.budgets:resolve_ntc",
             distortions=("squared_error", "absolute_error"),

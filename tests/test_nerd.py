@@ -382,3 +382,24 @@ def test_a_target_the_batches_cannot_reach_keeps_the_learning_rate_and_is_not_co
     result = trainer.run(distortion=1e-3, rate_guess_bits=20.0)
     assert result.rate_bits == pytest.approx(8.0, abs=1e-6)  # log2 M: the target is out of reach
     assert result.lr == settings.lr and not result.converged
+
+
+def test_an_unreachable_batch_is_solved_once_for_the_aim_just_above_its_nearest_neighbours(monkeypatch):
+    # D(beta) >= mean_i min_j d_ij for every beta, so a D* below that cannot be met: the slope
+    # is solved only for the aim UNREACHABLE_AIM of the way from there to D(0), exactly as
+    # solving for that aim directly gives it.
+    from rdbench_plugins.nerd import train as nerd_train
+
+    d = torch.rand(64, 256, generator=torch.Generator().manual_seed(3)) * 5
+    nearest, d0 = float(d.amin(-1).mean()), float(d.mean())
+    aim = nearest + nerd_train.UNREACHABLE_AIM * (d0 - nearest)
+    direct = solve_beta(d, aim, rtol=1e-4)
+    calls = []
+    monkeypatch.setattr(nerd_train, "solve_beta", lambda *a, **k: calls.append(a[1]) or solve_beta(*a, **k))
+    trainer = nerd_train.Trainer(None, 1, d, SquaredError().torch_pairwise, TrainSettings(), torch.Generator())
+    beta, weights = trainer._slope(d, 0.5 * nearest, torch.tensor(-1.0, dtype=torch.float64))
+    assert calls == [aim] and torch.equal(beta, direct.beta) and torch.equal(weights, direct.weights)
+    calls.clear()
+    reachable = 0.5 * (nearest + d0)  # reachable: one solve, for D* itself
+    beta, _ = trainer._slope(d, reachable, None)
+    assert calls == [reachable] and float(solve_beta(d, reachable).distortion) == pytest.approx(reachable, rel=1e-4)

@@ -72,49 +72,72 @@ class ChannelStats:
 
 
 class Workspace:
-    """Two reusable buffers of the distances' shape for :func:`channel_stats`.
+    """Three reusable buffers of the distances' shape for :func:`channel_stats`.
 
     Fresh multi-megabyte allocations (page faults) cost more than the arithmetic on them,
     so repeated evaluations on same-shaped distances (Newton iterations, training steps,
-    read-out chunks) share one workspace. The returned weights live in it until the next use.
+    read-out chunks) share one workspace. What is returned lives in it until its next use.
     """
 
     def __init__(self) -> None:
-        self._buffers: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._buffers: tuple[torch.Tensor, ...] | None = None
 
-    def buffers(self, d: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def buffers(self, d: torch.Tensor) -> tuple[torch.Tensor, ...]:
         b = self._buffers
         if b is None or b[0].shape != d.shape or b[0].dtype != d.dtype or b[0].device != d.device:
-            b = self._buffers = (
-                torch.empty_like(d, memory_format=torch.contiguous_format),
-                torch.empty_like(d, memory_format=torch.contiguous_format),
-            )
+            b = self._buffers = tuple(torch.empty_like(d, memory_format=torch.contiguous_format) for _ in range(3))
         return b
 
 
+@dataclass(frozen=True)
+class Shifted:
+    """Distances d (..., n, M) relative to each row's nearest reproduction: what every
+    evaluation of :func:`channel_stats` on the same d shares (a Newton solve computes it once).
+
+    nearest: (..., n, 1) min_j d_ij; shifted: d - nearest; squared: shifted ** 2; weights: the
+    buffer the channel is computed in. The last three live in a :class:`Workspace`.
+    """
+
+    nearest: torch.Tensor
+    shifted: torch.Tensor
+    squared: torch.Tensor
+    weights: torch.Tensor
+
+    @classmethod
+    def of(cls, d: torch.Tensor, workspace: Workspace | None = None) -> Shifted:
+        shifted, squared, weights = (workspace or Workspace()).buffers(d)
+        nearest = d.amin(-1, keepdim=True)
+        torch.sub(d, nearest, out=shifted)
+        torch.square(shifted, out=squared)
+        return cls(nearest, shifted, squared, weights)
+
+
 def channel_stats(
-    d: torch.Tensor, beta: torch.Tensor, workspace: Workspace | None = None, log_weights: torch.Tensor | None = None
+    d: torch.Tensor | Shifted,
+    beta: torch.Tensor,
+    workspace: Workspace | None = None,
+    log_weights: torch.Tensor | None = None,
 ) -> ChannelStats:
-    """:class:`ChannelStats` of distances d (..., n, M) at slopes beta (...,), beta <= 0;
-    log_weights: ln w_j (M,) of weighted reproductions (None: all 1/M)."""
+    """:class:`ChannelStats` of distances d (..., n, M), or of their :class:`Shifted` form (whose
+    buffers are then used), at slopes beta (...,), beta <= 0; log_weights: ln w_j (M,) of
+    weighted reproductions (None: all 1/M)."""
     beta = beta.to(torch.float64)
-    shifted, w = (workspace or Workspace()).buffers(d)
-    nearest = d.amin(-1, keepdim=True)
-    torch.sub(d, nearest, out=shifted)
-    torch.mul(shifted, beta.to(d.dtype)[..., None, None], out=w)
-    offset = -math.log(d.shape[-1])
+    s = d if isinstance(d, Shifted) else Shifted.of(d, workspace)
+    shifted, w = s.shifted, s.weights
+    torch.mul(shifted, beta.to(shifted.dtype)[..., None, None], out=w)
+    offset = -math.log(shifted.shape[-1])
     if log_weights is not None:  # exponent beta (d - nearest) + ln w_j - max ln w, shifted to a row maximum of 0
         top_weight = float(log_weights.max())
-        w.add_((log_weights - top_weight).to(d.dtype))
+        w.add_((log_weights - top_weight).to(shifted.dtype))
         top = w.amax(-1, keepdim=True)
         w.sub_(top)
         offset = top.squeeze(-1).to(torch.float64) + top_weight
     floor_exponents_(w).exp_()  # in [0, 1]; 1 at the row's largest term
     total = w.sum(-1, dtype=torch.float64)  # >= 1
-    w.div_(total.to(d.dtype)[..., None])
+    w.div_(total.to(shifted.dtype)[..., None])
     m1 = torch.linalg.vecdot(w, shifted).to(torch.float64)
-    m2 = torch.linalg.vecdot(w, shifted.square_()).to(torch.float64)
-    near = nearest.squeeze(-1).to(torch.float64)
+    m2 = torch.linalg.vecdot(w, s.squared).to(torch.float64)
+    near = s.nearest.squeeze(-1).to(torch.float64)
     lme = beta[..., None] * near + torch.log(total) + offset
     return ChannelStats(lme, near + m1, (m2 - m1 * m1).clamp_min(0.0), w)
 
@@ -235,8 +258,10 @@ def solve_beta(
         guess = torch.as_tensor(beta0, dtype=torch.float64, device=d.device).expand(batch)
     guess = torch.where(target_t >= d0, torch.zeros_like(guess), guess.clamp_max(-1e-300))
 
+    shifted = Shifted.of(d, workspace)  # shared by every evaluation
+
     def evaluate(beta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, ChannelStats]:
-        stats = channel_stats(d, beta, workspace, log_weights)
+        stats = channel_stats(shifted, beta, log_weights=log_weights)
         return average(stats.distortion), average(stats.variance), stats
 
     result = newton_beta(evaluate, target_t, guess, d0.clamp_min(1e-300), rtol=rtol, max_iter=max_iter)

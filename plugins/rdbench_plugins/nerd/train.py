@@ -131,14 +131,16 @@ class Trainer:
         if distortion is None:
             assert beta is not None
             return beta, channel_stats(d, beta, self.workspace).weights
-        sol = solve_beta(d, distortion, beta, rtol=self.settings.beta_rtol, workspace=self.workspace)
-        if not _reaches(sol, d, distortion):
+        rtol, nearest = self.settings.beta_rtol, float(d.amin(-1).mean())
+        sol = None
+        if distortion * (1 + 2 * rtol) >= nearest:  # else D(beta) >= nearest misses D* whatever beta
+            sol = solve_beta(d, distortion, beta, rtol=rtol, workspace=self.workspace)
+        if sol is None or not _reaches(sol, d, distortion):
             # below what this batch can reach: aim just above the nearest-neighbour channel, whose
             # gradient pulls each reproduction toward the samples it is nearest to. (Aiming
             # halfway to the uniform channel, above D_max on images, shrank Q_Y toward the mean.)
-            nearest = float(d.amin(-1).mean())
             reachable = nearest + UNREACHABLE_AIM * (float(d.mean()) - nearest)
-            sol = solve_beta(d, reachable, rtol=self.settings.beta_rtol, workspace=self.workspace)
+            sol = solve_beta(d, reachable, rtol=rtol, workspace=self.workspace)
         return sol.beta, sol.weights
 
     @torch.no_grad()

@@ -17,8 +17,8 @@ from typing import Any
 #: at the least, where 50 and 4 need 650): ``benchmarks/paper_images.py`` prints what it reaches.
 #: ``pairs`` (B x M distances a step) is 2^18 for the FC generator, whose step cost is the
 #: distances (``benchmarks/nerd_accuracy.py`` prints errors within their standard errors of
-#: those at 2^20), and 2^20 for conv ones, whose cost is the generator's M draws (halving B
-#: would save little).
+#: those at 2^20), and 2^20 for conv ones: with 2^19 the image estimates come out higher
+#: (worse), by more than their seed-to-seed spread.
 #: The 8 x 8 ``conv`` budget's max_steps can end before its last plateau too: at a high rate
 #: on digits a cold generator trains for hundreds of steps before its batches reach D* at all
 #: (``benchmarks/paper_images.py`` prints each point's estimate and whether it converged).

@@ -124,6 +124,26 @@ def test_block_source_lays_out_images_and_concatenates_vectors():
         BlockSource(TinyImages(), 4, "rows")
 
 
+def test_an_image_block_the_grid_cannot_form_is_refused_at_plan_time(tmp_path):
+    pytest.importorskip("sklearn")  # the digits source
+    from click.testing import CliRunner
+
+    from rdbench.cli import main
+
+    def run(*settings: str):
+        out = tmp_path / "-".join(settings)
+        args = ["run", "--sources", "digits", "--estimators", "none", "--codecs", "block-ntc", "--profile", "smoke"]
+        return out, CliRunner().invoke(main, [*args, "--out", str(out), "--no-progress", *settings])
+
+    out, refused = run("--set", "block-ntc.block_size=3")
+    lines = refused.output.strip().splitlines()
+    assert refused.exit_code == 1 and len(lines) == 1 and not out.exists(), refused.output
+    assert lines[0].startswith("Error: ") and "block_size must be a square" in lines[0]
+    assert "--set block-ntc.layout=channels" in lines[0]
+    out, stacked = run("--set", "block-ntc.block_size=3", "--set", "block-ntc.layout=channels")
+    assert stacked.exit_code == 0, stacked.output
+
+
 def test_density_sums_to_one_over_the_integers():
     density = FactorizedDensity(3).double()
     with torch.no_grad():

@@ -6,6 +6,7 @@ exactly how many steps ran (see ``PluginRecord.resolve``).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from typing import Any
 
@@ -126,6 +127,17 @@ def _by_kind(settings: Mapping[str, Any], source: Any, budgets: Mapping[str, Map
 def resolve_ntc(settings: Mapping[str, Any], source: Any) -> dict[str, Any]:
     """NTC's settings with the step counts of the source's kind filled in."""
     return _by_kind(settings, source, NTC_BUDGETS)
+
+
+def resolve_block_ntc(settings: Mapping[str, Any], source: Any) -> dict[str, Any]:
+    """:func:`resolve_ntc`, refusing at plan time image blocks the ``grid`` layout cannot form."""
+    b = settings["block_size"]
+    if is_image(tuple(source.shape)) and settings["layout"] == "grid" and math.isqrt(b) ** 2 != b:
+        raise ValueError(
+            f"block-ntc.block_size={b}: the grid layout stitches images into a g x g grid, so on images "
+            "block_size must be a square (4, 9, ...); or --set block-ntc.layout=channels"
+        )
+    return resolve_ntc(settings, source)
 
 
 def resolve_sandwich_upper(settings: Mapping[str, Any], source: Any) -> dict[str, Any]:

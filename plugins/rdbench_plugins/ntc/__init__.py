@@ -104,7 +104,7 @@ def rdbench_codecs() -> list[CodecRecord]:
             defaults={"block_size": 4, "layout": "grid", **_DEFAULTS},
             checks={"block_size": whole(minimum=1), "layout": choice(*LAYOUTS), **_CHECKS},
             profiles=_PROFILES,
-            resolve="rdbench_plugins.budgets:resolve_ntc",
+            resolve="rdbench_plugins.budgets:resolve_block_ntc",
             distortions=("squared_error", "absolute_error"),
             curve=True,
         ),

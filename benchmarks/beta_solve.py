@@ -2,9 +2,9 @@
 
     python benchmarks/beta_solve.py [--threads 1] [--repeats 30]
 
-A NERD training step on images spends about half its time solving D(beta) = D* on its B x M
-distances (:func:`rdbench_plugins._dual.solve_beta`, Newton in log(-beta), warm-started from
-the previous step's slope). For the batch shapes of the built-in budgets (B x M = 2^20
+Each NERD and WGD training step solves D(beta) = D* on its B x M distances
+(:func:`rdbench_plugins._dual.solve_beta`, Newton in log(-beta), warm-started from the
+previous step's slope). For the batch shapes of the built-in budgets (B x M = 2^20
 float32 distances for image generators, 2^18 for vectors) this prints, measured in one run:
 
 * milliseconds per warm-started solve and its Newton evaluations (a warm start 5 % off the
